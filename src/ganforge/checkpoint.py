@@ -1,0 +1,153 @@
+"""Saving and loading: training checkpoints (.pt) and shareable generators (.safetensors).
+
+Checkpoints hold only tensors and plain Python values and are read back with
+`torch.load(weights_only=True)`, so a file from elsewhere can never run code. Every file is
+written to a temporary name and renamed into place: a killed process leaves either the previous
+file or the complete new one, never half a file under a real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganforge.errors import GanforgeError
+from ganforge.models import ModelConfig, build_generator
+
+FORMAT_VERSION = 1
+CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
+GENERATOR_FILE = "generator.safetensors"
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Call write(file_object) on a temporary file beside `path`, fsync, then rename onto `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step-{step:06d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the run's complete checkpoints, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    return sorted(found)
+
+
+def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
+    state = {"format_version": FORMAT_VERSION, "step": step, **state}
+    path = atomic_write(checkpoint_path(run_dir, step), lambda f: torch.save(state, f))
+    for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise GanforgeError(f"{path}: no such checkpoint.") from None
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GanforgeError(f"{path} is not a readable ganforge checkpoint ({reason[:200]}).") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION or "generator" not in state:
+        raise GanforgeError(f"{path} is not a ganforge checkpoint (format {FORMAT_VERSION}).")
+    return state
+
+
+def latest_checkpoint(run_dir: Path, map_location="cpu", warn=None) -> dict | None:
+    """The newest checkpoint that loads; an unreadable newer one is reported and passed over."""
+    for step, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return load_checkpoint(path, map_location)
+        except GanforgeError as exc:
+            if warn:
+                warn(f"{exc} Falling back to the previous checkpoint.")
+    return None
+
+
+def save_generator(generator: nn.Module, cfg: ModelConfig, path: Path, step: int, extra: dict | None = None) -> Path:
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    metadata = {"format": "ganforge-generator", "format_version": str(FORMAT_VERSION), "step": str(step), "model_config": json.dumps(cfg.to_dict())}
+    for k, v in (extra or {}).items():
+        metadata[k] = json.dumps(v)
+    return atomic_write(Path(path), lambda f: f.write(save(tensors, metadata=metadata)))
+
+
+def _generator_from_state(state_dict: dict, cfg: ModelConfig, source: Path) -> nn.Module:
+    g = build_generator(cfg)
+    try:
+        g.load_state_dict(state_dict)
+    except RuntimeError:
+        raise GanforgeError(f"{source}: the weights do not match the generator its settings describe; the file is damaged or altered.") from None
+    return g.eval()
+
+
+def read_generator_file(path: Path) -> tuple[nn.Module, ModelConfig, int]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise GanforgeError(f"{path}: no such file.") from None
+    except Exception as exc:
+        raise GanforgeError(f"{path} is not a readable safetensors file ({str(exc).strip()[:200]}).") from None
+    if meta.get("format") != "ganforge-generator":
+        raise GanforgeError(f"{path} is a safetensors file but not a ganforge generator (no ganforge metadata).")
+    try:
+        cfg = ModelConfig.from_dict(json.loads(meta["model_config"]))
+        step = int(meta.get("step", 0))
+    except (KeyError, ValueError, TypeError):
+        raise GanforgeError(f"{path}: its ganforge metadata is damaged.") from None
+    return _generator_from_state(tensors, cfg, path), cfg, step
+
+
+def load_generator(source: str | os.PathLike) -> tuple[nn.Module, ModelConfig, int]:
+    """A generator from a run folder (the newer of generator.safetensors and the latest checkpoint),
+    a generator .safetensors file, or a checkpoint .pt file. Returns (generator, config, step)."""
+    source = Path(source)
+    if not source.exists():
+        raise GanforgeError(f"{source}: no such run folder or generator file.")
+    if source.is_dir():
+        candidates = []
+        if (source / GENERATOR_FILE).is_file():
+            candidates.append(read_generator_file(source / GENERATOR_FILE))
+        ckpts = list_checkpoints(source)
+        if ckpts and (not candidates or ckpts[-1][0] > candidates[0][2]):
+            candidates = [_generator_from_checkpoint(ckpts[-1][1])]
+        if not candidates:
+            raise GanforgeError(f"{source} holds no generator.safetensors and no checkpoints; is it a ganforge run folder?")
+        return candidates[0]
+    if source.suffix == ".pt":
+        return _generator_from_checkpoint(source)
+    return read_generator_file(source)
+
+
+def _generator_from_checkpoint(path: Path) -> tuple[nn.Module, ModelConfig, int]:
+    state = load_checkpoint(path)
+    cfg = ModelConfig.from_dict(state["model_config"])
+    return _generator_from_state(state["generator"], cfg, path), cfg, int(state["step"])

@@ -1,0 +1,49 @@
+"""Training settings as one dataclass: the single place each default is written.
+
+The CLI turns every field into an option (`lr_g` -> `--lr-g`), with the help text and choices
+kept in the field's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+def opt(default, help: str, choices=None, **extra):
+    return field(default=default, metadata={"help": help, "choices": choices, **extra})
+
+
+@dataclass
+class TrainConfig:
+    data: str = opt("digits", "A folder of images, or a built-in dataset: digits, mnist, fashion-mnist, cifar10.", cli=False)
+    arch: str = opt("dcgan", "Model family: dcgan (convolutional) or mlp (fully connected).", choices=("dcgan", "mlp"))
+    size: int | None = opt(None, "Training resolution, a power of two from 16 to 256 [default: 64 for folders, 32 for built-ins].")
+    channels: int | None = opt(None, "Force 1 (gray) or 3 (colour) channels [default: detected].", choices=(1, 3))
+    latent_dim: int = opt(100, "Length of the generator's random input vector.")
+    g_width: int | None = opt(None, "Generator channels at its highest-resolution block (DCGAN's ngf) [default: by size].")
+    d_width: int | None = opt(None, "Discriminator channels at its highest-resolution block (DCGAN's ndf) [default: by size].")
+    upsample: str = opt("transpose", "Generator upsampling: transposed convolutions, or nearest upsampling + conv.", choices=("transpose", "nearest"))
+    steps: int = opt(3000, "Training steps (one discriminator and one generator update each).")
+    batch_size: int = opt(64, "Images per batch.")
+    lr_g: float = opt(2e-4, "Generator learning rate.")
+    lr_d: float = opt(2e-4, "Discriminator learning rate.")
+    beta1: float = opt(0.5, "Adam beta1.")
+    beta2: float = opt(0.999, "Adam beta2.")
+    d_skip_below: float = opt(0.0, "Skip the discriminator's update while its loss is below this (0 = never).")
+    label_smoothing: float = opt(0.0, "One-sided label smoothing: real targets become 1 - this.")
+    flip: bool | None = opt(None, "Random horizontal flips [default: on for folders, off for built-ins].")
+    seed: int = opt(0, "Random seed; the same seed on the CPU gives the same weights.")
+    device: str = opt("auto", "Where to train: auto picks cuda, then mps, then cpu.", choices=("auto", "cpu", "cuda", "mps"))
+    log_every: int = opt(50, "Write a metrics line every N steps.")
+    sample_every: int = opt(500, "Save a sample grid and refresh losses.png every N steps.")
+    checkpoint_every: int = opt(500, "Save a checkpoint every N steps.")
+    keep: int = opt(3, "How many of the newest checkpoints to keep.")
+    data_root: str | None = opt(None, "Where mnist, fashion-mnist and cifar10 are cached or already stored.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,216 @@
+"""Training data: a folder of the user's pictures or a built-in dataset, decoded once into memory.
+
+Images are resized on the short side, centre-cropped to the training size and kept as a uint8
+tensor (N, C, H, W), so an epoch costs an index lookup rather than a JPEG decode per image.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganforge.errors import GanforgeError
+from ganforge.images import is_image_file, load_image
+
+BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+MIN_IMAGES = 16
+DEFAULT_DATA_ROOT = Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
+
+
+@dataclass
+class ImageData:
+    images: torch.Tensor  # (N, C, H, W) uint8
+    name: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    labels: torch.Tensor | None = None  # class labels for the built-in datasets
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def skip_summary(self, first: int = 5) -> str | None:
+        if not self.skipped:
+            return None
+        names = ", ".join(Path(f).name for f, _ in self.skipped[:first])
+        more = f" and {len(self.skipped) - first} more" if len(self.skipped) > first else ""
+        return f"Skipped {len(self.skipped)} unreadable file(s): {names}{more}."
+
+
+def is_builtin(spec: str) -> bool:
+    return spec in BUILTIN_DATASETS
+
+
+def default_size(spec: str) -> int:
+    return 32 if is_builtin(spec) else 64
+
+
+def dataset_name(spec: str) -> str:
+    """A short, filesystem-safe name for run folders: 'digits', or the folder's own name."""
+    if is_builtin(spec):
+        return spec
+    name = Path(spec).resolve().name or "data"
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
+
+
+def check_size(size: int) -> None:
+    if size < 16 or size > 256 or size & (size - 1):
+        raise GanforgeError(f"--size must be a power of two from 16 to 256, not {size}.")
+
+
+def fit_square(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the short side is `size`, then crop the centre square."""
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def _decode(path: Path, size: int) -> np.ndarray:
+    return np.asarray(fit_square(load_image(path, draft_size=size), size))  # (H, W, 3)
+
+
+def find_image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+
+
+def load_folder(folder: str | os.PathLike, size: int, channels: int | None = None, workers: int | None = None) -> ImageData:
+    folder = Path(folder)
+    if not folder.exists():
+        raise GanforgeError(f"{folder}: no such folder or built-in dataset (built-ins: {', '.join(BUILTIN_DATASETS)}).")
+    if not folder.is_dir():
+        raise GanforgeError(f"{folder} is a file; give a folder of images or a built-in dataset name.")
+    files = find_image_files(folder)
+    if not files:
+        raise GanforgeError(f"{folder} holds no image files ({', '.join(e.lstrip('.') for e in ('.jpg', '.png', '.webp', '.bmp', '.gif', '.tif'))}).")
+
+    def decode(path):
+        try:
+            return _decode(path, size), None
+        except GanforgeError as exc:
+            return None, str(exc)
+
+    # Pillow releases the GIL while decoding, so threads use every core.
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(decode, files))
+    arrays = [a for a, _ in results if a is not None]
+    skipped = [(str(f), why) for f, (a, why) in zip(files, results) if a is None]
+    if not arrays:
+        raise GanforgeError(f"None of the {len(files)} image files in {folder} could be decoded.")
+    if len(arrays) < MIN_IMAGES:
+        raise GanforgeError(f"Need at least {MIN_IMAGES} usable images to train, but {folder} has only {len(arrays)}.")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    return ImageData(_set_channels(images, channels), dataset_name(str(folder)), skipped)
+
+
+def _set_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """(N, 3, H, W) -> the requested channel count; None detects all-gray data as one channel."""
+    if channels is None:
+        gray = bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
+        channels = 1 if gray else 3
+    if channels == 3:
+        return images if images.shape[1] == 3 else images.expand(-1, 3, -1, -1).contiguous()
+    if channels == 1:
+        if images.shape[1] == 1:
+            return images
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R 601 luma
+        return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    raise GanforgeError(f"--channels must be 1 or 3, not {channels}.")
+
+
+def _resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, h, w) -> uint8 (N, C, size, size) with antialiased bicubic resampling."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def load_digits_data(size: int, channels: int | None) -> ImageData:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # 8x8 pixels of ink density 0..16: light strokes on black, as in MNIST.
+    images = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8)).unsqueeze(1)
+    images = _resize_batch(images, size)
+    return ImageData(_set_channels(images, channels or 1), "digits", labels=torch.from_numpy(digits.target))
+
+
+def load_torchvision_data(spec: str, size: int, channels: int | None, root: Path) -> ImageData:
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[spec]
+    try:
+        ds = cls(root=str(root), train=True, download=True)
+    except Exception as exc:
+        raise GanforgeError(
+            f"Could not load {spec} from {root} or download it ({exc}); pass --data-root pointing at an existing copy."
+        ) from None
+    data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
+    images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # (N, C, h, w)
+    images = _resize_batch(images.contiguous(), size)
+    labels = torch.as_tensor(np.asarray(ds.targets))
+    return ImageData(_set_channels(images, channels), spec, labels=labels)
+
+
+def load_data(spec: str, size: int, channels: int | None = None, data_root: str | os.PathLike | None = None) -> ImageData:
+    """`spec` is a folder or the name of a built-in dataset."""
+    check_size(size)
+    if spec == "digits":
+        return load_digits_data(size, channels)
+    if spec in BUILTIN_DATASETS:
+        return load_torchvision_data(spec, size, channels, Path(data_root) if data_root else DEFAULT_DATA_ROOT)
+    return load_folder(spec, size, channels)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float -1..1, the range of the generator's tanh."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float -1..1 -> uint8 0..255."""
+    return images.detach().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+class BatchSampler:
+    """Batches as a pure function of (seed, step): shuffled epochs, optional flips.
+
+    Because nothing is carried between steps, a resumed run draws exactly the batches the
+    uninterrupted run would have drawn, with no sampler state to checkpoint.
+    """
+
+    def __init__(self, data: ImageData, batch_size: int, seed: int, flip: bool):
+        if batch_size > len(data):
+            raise GanforgeError(f"--batch-size {batch_size} is larger than the dataset ({len(data)} images).")
+        self.data, self.batch_size, self.seed, self.flip = data, batch_size, seed, flip
+        self.per_epoch = len(data) // batch_size  # drop the ragged last batch
+        self._epoch, self._perm = -1, None
+
+    def batch(self, step: int) -> torch.Tensor:
+        """uint8 (B, C, H, W) for training step `step` (0-based)."""
+        epoch, offset = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(len(self.data), generator=g)
+        idx = self._perm[offset * self.batch_size : (offset + 1) * self.batch_size]
+        batch = self.data.images[idx]
+        if self.flip:
+            g = torch.Generator().manual_seed(self.seed * 7_919 + step)
+            mask = torch.rand(self.batch_size, generator=g) < 0.5
+            batch[mask] = batch[mask].flip(-1)
+        return batch

@@ -1,0 +1,94 @@
+"""Reading pictures the way a person's own folders hold them.
+
+Every loader in ganforge goes through `load_image`, so EXIF rotation, alpha, palettes, CMYK and
+16-bit files behave the same for training, style transfer and evaluation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ganforge.errors import GanforgeError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and float grayscale modes are scaled, not clipped, into 0..255."""
+    arr = np.asarray(img, dtype=np.float64)
+    top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+    if img.mode == "F":
+        top = max(float(arr.max(initial=0)), 1.0) if arr.max(initial=0) > 1 else 1.0
+    return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
+    """Decode `path` to an 8-bit RGB image, upright, with transparency composited on white.
+
+    `draft_size` lets JPEG decoding skip detail that a later downscale to that short side would
+    discard (decoding at 1/2, 1/4 or 1/8 scale is several times faster).
+    Raises GanforgeError with one sentence naming the file when it cannot be read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise GanforgeError(f"{path}: no such file.")
+    if path.is_dir():
+        raise GanforgeError(f"{path} is a folder, not an image file.")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its pixel limit; treat that as a bomb too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if draft_size is not None and img.format == "JPEG":
+                    img.draft("RGB", (draft_size, draft_size))
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _normalise_mode(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise GanforgeError(f"{path} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS} pixels).") from None
+    except GanforgeError:
+        raise
+    except Exception as exc:  # Pillow raises many types for corrupt data: all mean "unreadable".
+        reason = str(exc).strip() or type(exc).__name__
+        raise GanforgeError(f"{path} is not a readable image ({reason}).") from None
+
+
+def _normalise_mode(img: Image.Image) -> Image.Image:
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("LA", "PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> Path:
+    """Write `img` so that `path` is either absent, the old file, or the complete new image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise GanforgeError(f"{path}: unknown image extension; use .png, .jpg or .webp.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,153 @@
+"""Generators and discriminators: the fully connected GAN and DCGAN.
+
+Every size is an explicit argument, carried in `ModelConfig`, which travels inside checkpoints
+and safetensors metadata so that `ganforge sample` can rebuild a generator from its file alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+ARCHS = ("dcgan", "mlp")
+UPSAMPLES = ("transpose", "nearest")
+
+
+def default_width(size: int) -> int:
+    """Channels of the highest-resolution block: the DCGAN paper's 64, narrowed above 64 px so
+    the widest (8x) layers stay affordable on a laptop CPU."""
+    return {16: 64, 32: 64, 64: 64, 128: 32, 256: 16}[size]
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"
+    size: int = 32
+    channels: int = 1
+    latent_dim: int = 100
+    g_width: int = 64
+    d_width: int = 64
+    upsample: str = "transpose"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """Radford et al.: weights from N(0, 0.02), BatchNorm scales from N(1, 0.02), biases zero."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _width(base: int, size: int, res: int) -> int:
+    """Channels at resolution `res`: `base` at size/2, doubling per halving, capped at 8x."""
+    return base * min(8, (size // 2) // res)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c4 = _width(cfg.g_width, cfg.size, 4)
+        # The projection: a dense layer to a 4x4 feature map (the first "transposed conv" of DCGAN).
+        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, c4 * 16, bias=False), nn.Unflatten(1, (c4, 4, 4)), nn.BatchNorm2d(c4), nn.ReLU(True))
+        blocks, res, c_in = [], 4, c4
+        while res * 2 < cfg.size:
+            res *= 2
+            c_out = _width(cfg.g_width, cfg.size, res)
+            blocks += [self._up(c_in, c_out, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            c_in = c_out
+        blocks += [self._up(c_in, cfg.channels, bias=True), nn.Tanh()]
+        self.blocks = nn.Sequential(*blocks)
+
+    def _up(self, c_in: int, c_out: int, bias: bool) -> nn.Module:
+        if self.cfg.upsample == "nearest":  # avoids the checkerboard of strided transposed convs
+            return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
+        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.project(z))  # (B, C, H, W) in [-1, 1]
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        layers, res, c_in = [], cfg.size, cfg.channels
+        while res > 4:
+            res //= 2
+            c_out = _width(cfg.d_width, cfg.size, res)
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False))
+            if c_in != cfg.channels:  # no BatchNorm on the first block, as in DCGAN
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            c_in = c_out
+        layers += [nn.Conv2d(c_in, 1, 4, 1, 0), nn.Flatten(0)]  # 4x4 -> one logit
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B,) logits
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        hidden = [cfg.g_width * 4, cfg.g_width * 8, cfg.g_width * 16]
+        layers, c_in = [], cfg.latent_dim
+        for h in hidden:
+            layers += [nn.Linear(c_in, h), nn.BatchNorm1d(h), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = h
+        layers += [nn.Linear(c_in, cfg.channels * cfg.size * cfg.size), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, self.cfg.channels, self.cfg.size, self.cfg.size)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        n_in = cfg.channels * cfg.size * cfg.size
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n_in, cfg.d_width * 8), nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(cfg.d_width * 8, cfg.d_width * 4), nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(cfg.d_width * 4, 1), nn.Flatten(0),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_generator(cfg: ModelConfig) -> nn.Module:
+    g = {"dcgan": DCGANGenerator, "mlp": MLPGenerator}[cfg.arch](cfg)
+    g.apply(init_dcgan_weights)
+    return g
+
+
+def build_discriminator(cfg: ModelConfig) -> nn.Module:
+    d = {"dcgan": DCGANDiscriminator, "mlp": MLPDiscriminator}[cfg.arch](cfg)
+    d.apply(init_dcgan_weights)
+    return d
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def grid_rows(n: int) -> int:
+    """Images per row for a near-square grid of n images."""
+    return max(1, math.ceil(math.sqrt(n)))

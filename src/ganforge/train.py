@@ -1,0 +1,319 @@
+"""The GAN training loop, as the lesson describes it: alternate a discriminator phase and a
+generator phase, with the remedies for imbalance (separate learning rates, skipping D's update
+while its loss is too low, label smoothing) as settings.
+
+    from ganforge.config import TrainConfig
+    from ganforge.train import train
+    run_dir = train(TrainConfig(data="digits", steps=2000))
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge import __version__
+from ganforge.checkpoint import GENERATOR_FILE, latest_checkpoint, save_checkpoint, save_generator
+from ganforge.config import TrainConfig
+from ganforge.data import BatchSampler, ImageData, check_size, dataset_name, default_size, is_builtin, load_data, to_float
+from ganforge.errors import GanforgeError
+from ganforge.models import ModelConfig, build_discriminator, build_generator, default_width
+from ganforge.runlog import RunLog, next_run_dir, save_grid
+
+FIXED_SAMPLES = 64
+
+
+class TrainingInterrupted(Exception):
+    """Raised after a checkpoint has been written in answer to Ctrl-C or SIGTERM."""
+
+    def __init__(self, signum: int, step: int, run_dir: Path):
+        self.signum, self.step, self.run_dir = signum, step, run_dir
+        super().__init__(f"Stopped at step {step} ({signal.Signals(signum).name}); checkpoint saved. Continue with: ganforge train --resume {run_dir}")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GanforgeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise GanforgeError("--device mps was asked for, but this machine has no Apple GPU available to PyTorch.")
+    return torch.device(name)
+
+
+def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig]:
+    """Fill the 'auto' settings from the data and return the model's configuration."""
+    size = data.size
+    cfg = replace(
+        cfg,
+        size=size,
+        channels=data.channels,
+        g_width=cfg.g_width or default_width(size),
+        d_width=cfg.d_width or default_width(size),
+        flip=(not is_builtin(cfg.data)) if cfg.flip is None else cfg.flip,
+    )
+    model = ModelConfig(arch=cfg.arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width, d_width=cfg.d_width, upsample=cfg.upsample)
+    return cfg, model
+
+
+def check_config(cfg: TrainConfig) -> None:
+    for name in ("steps", "batch_size", "latent_dim", "log_every", "sample_every", "checkpoint_every", "keep"):
+        if getattr(cfg, name) < 1:
+            raise GanforgeError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(cfg, name)}.")
+    for name in ("lr_g", "lr_d"):
+        if not getattr(cfg, name) > 0:
+            raise GanforgeError(f"--{name.replace('_', '-')} must be positive.")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise GanforgeError("--label-smoothing must be in [0, 1).")
+    if cfg.size is not None:
+        check_size(cfg.size)
+
+
+def library_versions() -> dict:
+    import numpy, PIL, torchvision
+
+    return {"ganforge": __version__, "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__}
+
+
+@dataclass
+class StepStats:
+    loss_d: float
+    loss_g: float
+    d_real: float
+    d_fake: float
+    d_skipped: bool
+
+
+class GANTrainer:
+    """Holds the two networks and their optimizers; one call of `step` is one training step.
+
+    It knows nothing of files or progress bars: `train()` below does the bookkeeping.
+    """
+
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device):
+        self.cfg, self.model_cfg, self.device = cfg, model_cfg, device
+        torch.manual_seed(cfg.seed)
+        self.G = build_generator(model_cfg).to(device)
+        self.D = build_discriminator(model_cfg).to(device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.fixed_noise = self.noise(FIXED_SAMPLES, torch.Generator().manual_seed(cfg.seed))
+        self.d_skipped = 0
+
+    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        # Drawn on the CPU so every device sees the same latent vectors for a seed.
+        return torch.randn(n, self.model_cfg.latent_dim, generator=generator).to(self.device)
+
+    def step(self, real_u8: torch.Tensor, step: int) -> StepStats:
+        real = to_float(real_u8.to(self.device, non_blocking=True))  # (B, C, H, W) in [-1, 1]
+        z = self.noise(real.shape[0], torch.Generator().manual_seed(self.cfg.seed * 1_000_033 + step + 1))
+        real_target = torch.full((real.shape[0],), 1.0 - self.cfg.label_smoothing, device=self.device)
+        ones = torch.ones(real.shape[0], device=self.device)
+        zeros = torch.zeros(real.shape[0], device=self.device)
+        fake = self.G(z)
+
+        # ---- update D: real images towards 1, generated images towards 0 ----
+        logits_real = self.D(real)
+        logits_fake = self.D(fake.detach())
+        loss_d = F.binary_cross_entropy_with_logits(logits_real, real_target) + F.binary_cross_entropy_with_logits(logits_fake, zeros)
+        skip = loss_d.item() < self.cfg.d_skip_below
+        if skip:  # D is winning: let G catch up
+            self.d_skipped += 1
+        else:
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+
+        # ---- update G through a frozen D, towards 1 (the non-saturating loss) ----
+        self.D.requires_grad_(False)
+        loss_g = F.binary_cross_entropy_with_logits(self.D(fake), ones)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+
+        with torch.no_grad():
+            d_real, d_fake = torch.sigmoid(logits_real).mean().item(), torch.sigmoid(logits_fake).mean().item()
+        return StepStats(loss_d.item(), loss_g.item(), d_real, d_fake, skip)
+
+    @torch.no_grad()
+    def fixed_samples(self) -> torch.Tensor:
+        self.G.eval()
+        try:
+            return self.G(self.fixed_noise).cpu()
+        finally:
+            self.G.train()
+
+    def state(self) -> dict:
+        return {
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "d_skipped": self.d_skipped,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.d_skipped = int(state["d_skipped"])
+        torch.set_rng_state(state["torch_rng"])
+
+
+class StopFlag:
+    """Turns the first Ctrl-C or SIGTERM into a request to checkpoint and stop between steps;
+    a second one interrupts at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay as they are
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _start_run(cfg: TrainConfig, run_dir: Path | None, log: "callable") -> tuple[TrainConfig, ModelConfig, ImageData, Path]:
+    check_config(cfg)
+    data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root)
+    cfg, model_cfg = resolve(cfg, data)
+    if not is_builtin(cfg.data):
+        cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
+    run_dir = Path(run_dir) if run_dir else next_run_dir(Path("runs"), dataset_name(cfg.data))
+    if (run_dir / "config.json").exists():
+        raise GanforgeError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, or choose another --run-dir.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"train": cfg.to_dict(), "model": model_cfg.to_dict(), "dataset": {"name": data.name, "images": len(data), "skipped": len(data.skipped)}, "versions": library_versions()}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return cfg, model_cfg, data, run_dir
+
+
+def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Path | None = None, steps: int | None = None,
+          device: str | None = None, quiet: bool = False, callback=None) -> Path:
+    """Train (or, with `resume`, continue) a GAN; returns the run folder.
+
+    `callback(step, stats, trainer)` is called after every step; returning True stops training
+    there with a checkpoint, as Ctrl-C does.
+    """
+    echo = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    start_state = None
+    if resume is not None:
+        run_dir = Path(resume)
+        config_file = run_dir / "config.json"
+        if not config_file.is_file():
+            raise GanforgeError(f"{run_dir} is not a ganforge run folder (no config.json).")
+        try:
+            saved = json.loads(config_file.read_text())
+            cfg = TrainConfig.from_dict(saved["train"])
+        except (ValueError, KeyError, TypeError):
+            raise GanforgeError(f"{config_file} is damaged; cannot resume this run.") from None
+        log = RunLog(run_dir, echo)
+        data = load_data(cfg.data, cfg.size, cfg.channels, cfg.data_root)
+        cfg, model_cfg = resolve(cfg, data)
+        start_state = latest_checkpoint(run_dir, warn=log.warn)
+        if start_state is None:
+            raise GanforgeError(f"{run_dir} has no readable checkpoint to resume from.")
+    else:
+        cfg, model_cfg, data, run_dir = _start_run(cfg, run_dir, echo)
+        log = RunLog(run_dir, echo)
+        if data.skipped:
+            log.warn(data.skip_summary())
+            log.write_only("\n".join(f"  skipped {f}: {why}" for f, why in data.skipped))
+    if steps is not None:
+        cfg = replace(cfg, steps=steps)
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    check_config(cfg)
+
+    dev = pick_device(cfg.device)
+    trainer = GANTrainer(cfg, model_cfg, dev)
+    step, elapsed_before = 0, 0.0
+    if start_state is not None:
+        trainer.load_state(start_state)
+        step, elapsed_before = int(start_state["step"]), float(start_state.get("elapsed_s", 0.0))
+        log.info(f"Resuming {run_dir} at step {step} of {cfg.steps}.")
+        if step >= cfg.steps:
+            raise GanforgeError(f"{run_dir} already reached step {step}; pass a larger --steps to continue it.")
+    else:
+        log.info(f"Training {cfg.arch} at {cfg.size}px on {data.name} ({len(data)} images, {data.channels} channel(s)) on {dev.type}.")
+
+    if dev.type == "cuda" and data.images.numel() < 2**30:  # small enough: keep the data on the GPU
+        data = replace(data, images=data.images.to(dev))
+    sampler = BatchSampler(data, cfg.batch_size, cfg.seed, cfg.flip)
+    history = log.truncate_metrics(step) if start_state is not None else []
+
+    def checkpoint(at: int):
+        save_checkpoint({**trainer.state(), "config": cfg.to_dict(), "model_config": model_cfg.to_dict(), "elapsed_s": elapsed_before + time.perf_counter() - t0},
+                        run_dir, at, cfg.keep)
+
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": t0}
+    bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, disable=quiet, file=sys.stderr,
+               mininterval=0.2 if sys.stderr.isatty() else 30)
+    try:
+        with StopFlag() as stop:
+            while step < cfg.steps:
+                stats = trainer.step(sampler.batch(step), step)
+                step += 1
+                for k in ("loss_d", "loss_g", "d_real", "d_fake"):
+                    window[k] += getattr(stats, k)
+                window["n"] += 1
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    n = window.pop("n")
+                    row = {"step": step, **{k: round(window[k] / n, 5) for k in ("loss_d", "loss_g", "d_real", "d_fake")},
+                           "d_skipped": trainer.d_skipped, "images_per_sec": round(n * cfg.batch_size / (now - window["t"]), 2),
+                           "elapsed_s": round(elapsed_before + now - t0, 2), "kimg": round(step * cfg.batch_size / 1000, 3)}
+                    log.metrics(row)
+                    history.append(row)
+                    bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", img_s=f"{row['images_per_sec']:.0f}", refresh=False)
+                    window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": time.perf_counter()}
+                if step % cfg.sample_every == 0 or step == cfg.steps:
+                    save_grid(trainer.fixed_samples(), run_dir / "samples" / f"step-{step:06d}.png")
+                    log.plot_losses(history)
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    checkpoint(step)
+                bar.update(1)
+                user_stop = callback is not None and callback(step, stats, trainer)
+                if (stop.signum is not None or user_stop) and step < cfg.steps:
+                    if step % cfg.checkpoint_every:
+                        checkpoint(step)
+                    log.plot_losses(history)
+                    raise TrainingInterrupted(stop.signum or signal.SIGINT, step, run_dir)
+    finally:
+        bar.close()
+
+    save_generator(trainer.G, model_cfg, run_dir / GENERATOR_FILE, step, extra={"train_config": cfg.to_dict()})
+    log.info(f"Done: {step} steps in {elapsed_before + time.perf_counter() - t0:.0f} s; {trainer.d_skipped} discriminator updates skipped.")
+    return run_dir

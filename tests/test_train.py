@@ -1,0 +1,124 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from ganforge.checkpoint import list_checkpoints, load_generator
+from ganforge.config import TrainConfig
+from ganforge.models import ModelConfig, build_discriminator, build_generator
+from ganforge.train import GANTrainer, TrainingInterrupted, train
+
+TINY = dict(data="digits", size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16)
+
+
+def tiny(**kw) -> TrainConfig:
+    return TrainConfig(**{**TINY, **kw})
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+@pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
+def test_model_shapes(arch, size):
+    cfg = ModelConfig(arch=arch, size=size, channels=3, latent_dim=8, g_width=4, d_width=4)
+    x = build_generator(cfg)(torch.randn(2, 8))
+    assert x.shape == (2, 3, size, size) and x.abs().max() <= 1
+    assert build_discriminator(cfg)(x).shape == (2,)
+
+
+def test_dcgan_widths_follow_the_paper():
+    # 64 px with ngf = ndf = 64: G 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x64 -> 64x64x3
+    cfg = ModelConfig(size=64, channels=3, g_width=64, d_width=64)
+    g_convs = [m.out_channels for m in build_generator(cfg).modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    d_convs = [m.out_channels for m in build_discriminator(cfg).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert g_convs == [256, 128, 64, 3]
+    assert d_convs == [64, 128, 256, 512, 1]
+
+
+def test_generator_step_leaves_discriminator_alone_and_skips_are_counted():
+    cfg = tiny(d_skip_below=1e9)  # D's loss is always "too low": every D update is skipped
+    model = ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
+    t = GANTrainer(cfg, model, torch.device("cpu"))
+    d_before = {k: v.clone() for k, v in t.D.state_dict().items() if "running" not in k and "num_batches" not in k}
+    g_before = [p.clone() for p in t.G.parameters()]
+    t.step(torch.randint(0, 256, (16, 1, 16, 16), dtype=torch.uint8), 0)
+    assert all(torch.equal(v, t.D.state_dict()[k]) for k, v in d_before.items())
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, t.G.parameters()))
+    assert t.d_skipped == 1
+    assert all(p.requires_grad for p in t.D.parameters())
+
+
+def test_discriminator_learns_real_from_fake():
+    cfg = tiny(lr_g=1e-12, lr_d=2e-3)  # G frozen in practice: D alone should pull ahead
+    model = ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
+    t = GANTrainer(cfg, model, torch.device("cpu"))
+    real = torch.full((16, 1, 16, 16), 255, dtype=torch.uint8)
+    losses = [t.step(real, s).loss_d for s in range(20)]
+    assert losses[-1] < losses[0] * 0.5
+
+
+def test_run_folder(tmp_path):
+    run = train(tiny(steps=6, log_every=2, sample_every=3, checkpoint_every=2, keep=2, seed=3), run_dir=tmp_path / "run", quiet=True)
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["seed"] == 3 and config["train"]["g_width"] == 8 and config["model"]["size"] == 16
+    assert {"torch", "torchvision", "python"} <= set(config["versions"])
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert {"step", "loss_d", "loss_g", "d_real", "d_fake", "d_skipped", "images_per_sec", "elapsed_s"} <= set(rows[0])
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000003.png", "step-000006.png"]
+    assert (run / "losses.png").stat().st_size > 1000
+    assert [s for s, _ in list_checkpoints(run)] == [4, 6]
+    with safe_open(str(run / "generator.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["model_config"])["latent_dim"] == 16 and meta["step"] == "6"
+    g, cfg, step = load_generator(run / "generator.safetensors")
+    assert step == 6 and cfg.size == 16
+
+
+def _weights(run: Path) -> dict:
+    state = torch.load(list_checkpoints(run)[-1][1], weights_only=True)
+    return {**{f"G.{k}": v for k, v in state["generator"].items()}, **{f"D.{k}": v for k, v in state["discriminator"].items()}}
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
+    cfg = tiny(steps=9, checkpoint_every=4, log_every=3, flip=True, label_smoothing=0.1)
+    full = train(cfg, run_dir=tmp_path / "full", quiet=True)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, run_dir=tmp_path / "cut", quiet=True, callback=lambda step, stats, t: step == 5)
+    assert stopped.value.step == 5 and [s for s, _ in list_checkpoints(tmp_path / "cut")] == [4, 5]
+    resumed = train(cfg, resume=tmp_path / "cut", quiet=True)
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+    assert [json.loads(l)["step"] for l in (resumed / "metrics.jsonl").read_text().splitlines()] == [3, 6, 9]
+
+
+def test_steps_can_be_raised_on_resume(tmp_path):
+    run = train(tiny(steps=3), run_dir=tmp_path / "r", quiet=True)
+    train(TrainConfig(), resume=run, steps=5, quiet=True)
+    assert list_checkpoints(run)[-1][0] == 5
+    assert load_generator(run)[2] == 5
+
+
+def test_sigterm_checkpoints_then_exits(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ganforge.cli", "train", "--size", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "16",
+           "--steps", "100000", "--log-every", "1", "--checkpoint-every", "100000", "--run-dir", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 3):
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert out.strip().splitlines()[-1] == str(run)
+    assert "--resume" in err
+    ckpts = list_checkpoints(run)
+    assert len(ckpts) == 1 and ckpts[0][0] >= 3
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
