@@ -38,7 +38,7 @@ def train_command(ctx, data, run_dir, resume, **params):
 
     if resume is not None:
         given = {n for n in params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
-        extra = sorted(given - RESUMABLE) + (["DATA"] if ctx.get_parameter_source("data") == ParameterSource.COMMANDLINE else []) + (["--run-dir"] if run_dir else [])
+        extra = sorted("--" + n.replace("_", "-") for n in given - RESUMABLE) + (["DATA"] if ctx.get_parameter_source("data") == ParameterSource.COMMANDLINE else []) + (["--run-dir"] if run_dir else [])
         if extra:
             raise GanforgeError(f"--resume continues with the run's own settings; only --steps and --device may be given (not {', '.join(extra)}).")
         kwargs = {"resume": resume, "steps": params["steps"] if "steps" in given else None, "device": params["device"] if "device" in given else None}
