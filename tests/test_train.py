@@ -82,11 +82,18 @@ def test_run_folder(tmp_path):
 
 def _weights(run: Path) -> dict:
     state = torch.load(list_checkpoints(run)[-1][1], weights_only=True)
-    return {**{f"G.{k}": v for k, v in state["generator"].items()}, **{f"D.{k}": v for k, v in state["discriminator"].items()}}
+    out = {f"{net}.{k}": v for net in ("generator", "discriminator", "generator_ema") for k, v in state.get(net, {}).items()}
+    if "ada" in state:
+        out["ada.p"] = torch.tensor(state["ada"]["p"])
+    return out
 
 
-def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
-    cfg = tiny(steps=9, checkpoint_every=4, log_every=3, flip=True, label_smoothing=0.1)
+@pytest.mark.parametrize("extra", [
+    dict(flip=True, label_smoothing=0.1),
+    dict(augment=True, augment_p="auto", ema=True, ema_decay=0.9, r1=1.0, spectral_norm=True, loss="hinge"),
+], ids=["plain", "stabilised"])
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
+    cfg = tiny(steps=9, checkpoint_every=4, log_every=3, **extra)
     full = train(cfg, run_dir=tmp_path / "full", quiet=True)
     with pytest.raises(TrainingInterrupted) as stopped:
         train(cfg, run_dir=tmp_path / "cut", quiet=True, callback=lambda step, stats, t: step == 5)
@@ -122,3 +129,39 @@ def test_sigterm_checkpoints_then_exits(tmp_path):
     ckpts = list_checkpoints(run)
     assert len(ckpts) == 1 and ckpts[0][0] >= 3
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_leftover_temp_files_and_damaged_checkpoints_are_never_latest(tmp_path):
+    from ganforge.checkpoint import latest_checkpoint
+
+    run = train(tiny(steps=4, checkpoint_every=2), run_dir=tmp_path / "r", quiet=True)
+    folder = run / "checkpoints"
+    (folder / ".step-000008.pt.abc123.tmp").write_bytes(b"half a checkpoint from a killed process")
+    good = (folder / "step-000004.pt").read_bytes()
+    (folder / "step-000006.pt").write_bytes(good[: len(good) // 2])  # damaged after the fact
+    warnings = []
+    state = latest_checkpoint(run, warn=warnings.append)
+    assert state["step"] == 4 and len(warnings) == 1 and "step-000006.pt" in warnings[0]
+
+
+def test_stabilisers_change_training(tmp_path):
+    """Each stabiliser option changes what training produces, and the EMA generator is what gets saved."""
+    base = tiny(steps=3, seed=1)
+    ref = _weights(train(base, run_dir=tmp_path / "base", quiet=True))
+    for i, extra in enumerate([dict(loss="hinge"), dict(spectral_norm=True), dict(r1=10.0), dict(augment=True), dict(augment=True, augment_p="0.5")]):
+        w = _weights(train(tiny(steps=3, seed=1, **extra), run_dir=tmp_path / f"v{i}", quiet=True))
+        assert not torch.equal(w["generator.project.0.weight"], ref["generator.project.0.weight"]), extra
+    run = train(tiny(steps=3, seed=1, ema=True, ema_decay=0.5), run_dir=tmp_path / "ema", quiet=True)
+    w = _weights(run)
+    g, _, _ = load_generator(run / "generator.safetensors")
+    assert torch.equal(g.state_dict()["project.0.weight"], w["generator_ema.project.0.weight"])
+    assert not torch.equal(w["generator_ema.project.0.weight"], w["generator.project.0.weight"])
+
+
+def test_bad_augment_settings(tmp_path):
+    from ganforge.errors import GanforgeError
+
+    with pytest.raises(GanforgeError, match="Unknown augmentation"):
+        train(tiny(augment=True, augment_policy="color,blur"), run_dir=tmp_path / "a", quiet=True)
+    with pytest.raises(GanforgeError, match="--augment-p"):
+        train(tiny(augment=True, augment_p="often"), run_dir=tmp_path / "b", quiet=True)

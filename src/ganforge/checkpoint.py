@@ -150,4 +150,5 @@ def load_generator(source: str | os.PathLike) -> tuple[nn.Module, ModelConfig, i
 def _generator_from_checkpoint(path: Path) -> tuple[nn.Module, ModelConfig, int]:
     state = load_checkpoint(path)
     cfg = ModelConfig.from_dict(state["model_config"])
-    return _generator_from_state(state["generator"], cfg, path), cfg, int(state["step"])
+    weights = state.get("generator_ema", state["generator"])  # sample from the moving average when trained with one
+    return _generator_from_state(weights, cfg, path), cfg, int(state["step"])

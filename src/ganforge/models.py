@@ -31,6 +31,7 @@ class ModelConfig:
     g_width: int = 64
     d_width: int = 64
     upsample: str = "transpose"
+    spectral_norm: bool = False  # discriminator only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,7 +45,8 @@ class ModelConfig:
 def init_dcgan_weights(module: nn.Module) -> None:
     """Radford et al.: weights from N(0, 0.02), BatchNorm scales from N(1, 0.02), biases zero."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        parametrized = nn.utils.parametrize.is_parametrized(module, "weight")  # spectral norm
+        nn.init.normal_(module.parametrizations.weight.original if parametrized else module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -82,6 +84,10 @@ class DCGANGenerator(nn.Module):
         return self.blocks(self.project(z))  # (B, C, H, W) in [-1, 1]
 
 
+def _sn(layer: nn.Module, on: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
 class DCGANDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -89,12 +95,12 @@ class DCGANDiscriminator(nn.Module):
         while res > 4:
             res //= 2
             c_out = _width(cfg.d_width, cfg.size, res)
-            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False))
-            if c_in != cfg.channels:  # no BatchNorm on the first block, as in DCGAN
+            layers.append(_sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.spectral_norm), cfg.spectral_norm))
+            if c_in != cfg.channels and not cfg.spectral_norm:  # no BatchNorm on the first block, as in DCGAN
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             c_in = c_out
-        layers += [nn.Conv2d(c_in, 1, 4, 1, 0), nn.Flatten(0)]  # 4x4 -> one logit
+        layers += [_sn(nn.Conv2d(c_in, 1, 4, 1, 0), cfg.spectral_norm), nn.Flatten(0)]  # 4x4 -> one logit
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,11 +127,12 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         n_in = cfg.channels * cfg.size * cfg.size
+        sn = cfg.spectral_norm
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(n_in, cfg.d_width * 8), nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(cfg.d_width * 8, cfg.d_width * 4), nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(cfg.d_width * 4, 1), nn.Flatten(0),
+            _sn(nn.Linear(n_in, cfg.d_width * 8), sn), nn.LeakyReLU(0.2, inplace=True),
+            _sn(nn.Linear(cfg.d_width * 8, cfg.d_width * 4), sn), nn.LeakyReLU(0.2, inplace=True),
+            _sn(nn.Linear(cfg.d_width * 4, 1), sn), nn.Flatten(0),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

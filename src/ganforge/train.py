@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge import __version__
+from ganforge.augment import AdaptiveP, augment, parse_policy
 from ganforge.checkpoint import GENERATOR_FILE, latest_checkpoint, save_checkpoint, save_generator
 from ganforge.config import TrainConfig
 from ganforge.data import BatchSampler, ImageData, check_size, dataset_name, default_size, is_builtin, load_data, to_float
@@ -65,7 +66,8 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
         d_width=cfg.d_width or default_width(size),
         flip=(not is_builtin(cfg.data)) if cfg.flip is None else cfg.flip,
     )
-    model = ModelConfig(arch=cfg.arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width, d_width=cfg.d_width, upsample=cfg.upsample)
+    model = ModelConfig(arch=cfg.arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width,
+                        d_width=cfg.d_width, upsample=cfg.upsample, spectral_norm=cfg.spectral_norm)
     return cfg, model
 
 
@@ -78,6 +80,17 @@ def check_config(cfg: TrainConfig) -> None:
             raise GanforgeError(f"--{name.replace('_', '-')} must be positive.")
     if not 0 <= cfg.label_smoothing < 1:
         raise GanforgeError("--label-smoothing must be in [0, 1).")
+    if cfg.r1 < 0 or not 0 <= cfg.ema_decay < 1:
+        raise GanforgeError("--r1 must be at least 0 and --ema-decay in [0, 1).")
+    if cfg.augment:
+        parse_policy(cfg.augment_policy)
+        if cfg.augment_p != "auto":
+            try:
+                ok = 0 <= float(cfg.augment_p) <= 1
+            except ValueError:
+                ok = False
+            if not ok:
+                raise GanforgeError(f"--augment-p must be a probability from 0 to 1 or 'auto', not {cfg.augment_p!r}.")
     if cfg.size is not None:
         check_size(cfg.size)
 
@@ -108,27 +121,62 @@ class GANTrainer:
         torch.manual_seed(cfg.seed)
         self.G = build_generator(model_cfg).to(device)
         self.D = build_discriminator(model_cfg).to(device)
+        # oneDNN's convolutions run faster on NHWC tensors; the result is the same network.
+        self.memory_format = torch.channels_last if device.type == "cpu" and model_cfg.arch == "dcgan" else torch.contiguous_format
+        self.G.to(memory_format=self.memory_format)
+        self.D.to(memory_format=self.memory_format)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.fixed_noise = self.noise(FIXED_SAMPLES, torch.Generator().manual_seed(cfg.seed))
         self.d_skipped = 0
+        self.ema = None
+        if cfg.ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        self.policy = parse_policy(cfg.augment_policy) if cfg.augment else ()
+        self.ada = AdaptiveP() if cfg.augment and cfg.augment_p == "auto" else None
+        self.augment_p = 0.0 if not cfg.augment else (self.ada.p if self.ada else float(cfg.augment_p))
+
+    @property
+    def sampler_g(self) -> nn.Module:
+        """The generator to draw pictures from: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.G
+
+    def _d_losses(self, logits_real, logits_fake, real_target):
+        if self.cfg.loss == "hinge":
+            return F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()
+        zeros = torch.zeros_like(logits_fake)
+        return F.binary_cross_entropy_with_logits(logits_real, real_target) + F.binary_cross_entropy_with_logits(logits_fake, zeros)
+
+    def _g_loss(self, logits_fake):
+        if self.cfg.loss == "hinge":
+            return -logits_fake.mean()
+        return F.binary_cross_entropy_with_logits(logits_fake, torch.ones_like(logits_fake))
 
     def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         # Drawn on the CPU so every device sees the same latent vectors for a seed.
         return torch.randn(n, self.model_cfg.latent_dim, generator=generator).to(self.device)
 
     def step(self, real_u8: torch.Tensor, step: int) -> StepStats:
-        real = to_float(real_u8.to(self.device, non_blocking=True))  # (B, C, H, W) in [-1, 1]
+        real = to_float(real_u8.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)  # (B, C, H, W) in [-1, 1]
         z = self.noise(real.shape[0], torch.Generator().manual_seed(self.cfg.seed * 1_000_033 + step + 1))
         real_target = torch.full((real.shape[0],), 1.0 - self.cfg.label_smoothing, device=self.device)
-        ones = torch.ones(real.shape[0], device=self.device)
-        zeros = torch.zeros(real.shape[0], device=self.device)
+        g_aug = torch.Generator().manual_seed(self.cfg.seed * 2_000_029 + step + 1)
+        aug = (lambda x: augment(x, self.policy, self.augment_p, g_aug)) if self.policy else (lambda x: x)
         fake = self.G(z)
 
         # ---- update D: real images towards 1, generated images towards 0 ----
-        logits_real = self.D(real)
-        logits_fake = self.D(fake.detach())
-        loss_d = F.binary_cross_entropy_with_logits(logits_real, real_target) + F.binary_cross_entropy_with_logits(logits_fake, zeros)
+        if self.cfg.r1 > 0:
+            real.requires_grad_(True)
+        logits_real = self.D(aug(real))
+        logits_fake = self.D(aug(fake.detach()))
+        loss_d = self._d_losses(logits_real, logits_fake, real_target)
+        if self.cfg.r1 > 0:  # R1: penalise D's gradient on real images, keeping it smooth there
+            (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+            loss_d = loss_d + self.cfg.r1 / 2 * grad.pow(2).sum((1, 2, 3)).mean()
+        if self.ada is not None:
+            self.augment_p = self.ada.update(logits_real)
         skip = loss_d.item() < self.cfg.d_skip_below
         if skip:  # D is winning: let G catch up
             self.d_skipped += 1
@@ -139,11 +187,13 @@ class GANTrainer:
 
         # ---- update G through a frozen D, towards 1 (the non-saturating loss) ----
         self.D.requires_grad_(False)
-        loss_g = F.binary_cross_entropy_with_logits(self.D(fake), ones)
+        loss_g = self._g_loss(self.D(aug(fake)))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.G)
 
         with torch.no_grad():
             d_real, d_fake = torch.sigmoid(logits_real).mean().item(), torch.sigmoid(logits_fake).mean().item()
@@ -151,11 +201,12 @@ class GANTrainer:
 
     @torch.no_grad()
     def fixed_samples(self) -> torch.Tensor:
-        self.G.eval()
+        g = self.sampler_g
+        g.eval()
         try:
-            return self.G(self.fixed_noise).cpu()
+            return g(self.fixed_noise).cpu()
         finally:
-            self.G.train()
+            g.train()
 
     def state(self) -> dict:
         return {
@@ -165,6 +216,8 @@ class GANTrainer:
             "opt_d": self.opt_d.state_dict(),
             "d_skipped": self.d_skipped,
             "torch_rng": torch.get_rng_state(),
+            **({"generator_ema": self.ema.module.state_dict(), "ema_n": self.ema.n_averaged} if self.ema is not None else {}),
+            **({"ada": self.ada.state_dict()} if self.ada is not None else {}),
         }
 
     def load_state(self, state: dict) -> None:
@@ -174,6 +227,12 @@ class GANTrainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.d_skipped = int(state["d_skipped"])
         torch.set_rng_state(state["torch_rng"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["generator_ema"])
+            self.ema.n_averaged.copy_(state["ema_n"])
+        if self.ada is not None:
+            self.ada.load_state_dict(state["ada"])
+            self.augment_p = self.ada.p
 
 
 class StopFlag:
@@ -202,7 +261,7 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-def _start_run(cfg: TrainConfig, run_dir: Path | None, log: "callable") -> tuple[TrainConfig, ModelConfig, ImageData, Path]:
+def _start_run(cfg: TrainConfig, run_dir: Path | None) -> tuple[TrainConfig, ModelConfig, ImageData, Path]:
     check_config(cfg)
     data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root)
     cfg, model_cfg = resolve(cfg, data)
@@ -243,7 +302,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
         if start_state is None:
             raise GanforgeError(f"{run_dir} has no readable checkpoint to resume from.")
     else:
-        cfg, model_cfg, data, run_dir = _start_run(cfg, run_dir, echo)
+        cfg, model_cfg, data, run_dir = _start_run(cfg, run_dir)
         log = RunLog(run_dir, echo)
         if data.skipped:
             log.warn(data.skip_summary())
@@ -293,7 +352,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
                     now = time.perf_counter()
                     n = window.pop("n")
                     row = {"step": step, **{k: round(window[k] / n, 5) for k in ("loss_d", "loss_g", "d_real", "d_fake")},
-                           "d_skipped": trainer.d_skipped, "images_per_sec": round(n * cfg.batch_size / (now - window["t"]), 2),
+                           "d_skipped": trainer.d_skipped, "augment_p": round(trainer.augment_p, 4), "images_per_sec": round(n * cfg.batch_size / (now - window["t"]), 2),
                            "elapsed_s": round(elapsed_before + now - t0, 2), "kimg": round(step * cfg.batch_size / 1000, 3)}
                     log.metrics(row)
                     history.append(row)
@@ -314,6 +373,6 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
     finally:
         bar.close()
 
-    save_generator(trainer.G, model_cfg, run_dir / GENERATOR_FILE, step, extra={"train_config": cfg.to_dict()})
+    save_generator(trainer.sampler_g, model_cfg, run_dir / GENERATOR_FILE, step, extra={"train_config": cfg.to_dict()})
     log.info(f"Done: {step} steps in {elapsed_before + time.perf_counter() - t0:.0f} s; {trainer.d_skipped} discriminator updates skipped.")
     return run_dir
