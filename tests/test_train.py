@@ -15,7 +15,7 @@ from ganforge.config import TrainConfig
 from ganforge.models import ModelConfig, build_discriminator, build_generator
 from ganforge.train import GANTrainer, TrainingInterrupted, train
 
-TINY = dict(data="digits", size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16)
+TINY = dict(data="digits", size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, collapse_check=False)
 
 
 def tiny(**kw) -> TrainConfig:
@@ -97,7 +97,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
     full = train(cfg, run_dir=tmp_path / "full", quiet=True)
     with pytest.raises(TrainingInterrupted) as stopped:
         train(cfg, run_dir=tmp_path / "cut", quiet=True, callback=lambda step, stats, t: step == 5)
-    assert stopped.value.step == 5 and [s for s, _ in list_checkpoints(tmp_path / "cut")] == [4, 5]
+    assert stopped.value.step == 5 and [s for s, _ in list_checkpoints(tmp_path / "cut")] == [0, 4, 5]
     resumed = train(cfg, resume=tmp_path / "cut", quiet=True)
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys()
@@ -127,7 +127,7 @@ def test_sigterm_checkpoints_then_exits(tmp_path):
     assert out.strip().splitlines()[-1] == str(run)
     assert "--resume" in err
     ckpts = list_checkpoints(run)
-    assert len(ckpts) == 1 and ckpts[0][0] >= 3
+    assert [s for s, _ in ckpts][0] == 0 and ckpts[-1][0] >= 3
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
 
 
@@ -165,3 +165,79 @@ def test_bad_augment_settings(tmp_path):
         train(tiny(augment=True, augment_policy="color,blur"), run_dir=tmp_path / "a", quiet=True)
     with pytest.raises(GanforgeError, match="--augment-p"):
         train(tiny(augment=True, augment_p="often"), run_dir=tmp_path / "b", quiet=True)
+
+
+def _diverge_on(monkeypatch, calls_that_fail):
+    """Make GANTrainer.step blow up (NaN weights and loss) on the given call numbers."""
+    real_step, calls = GANTrainer.step, {"n": 0}
+
+    def flaky(self, batch, step):
+        stats = real_step(self, batch, step)
+        calls["n"] += 1
+        if calls["n"] in calls_that_fail:
+            with torch.no_grad():
+                for p in self.G.parameters():
+                    p.fill_(float("nan"))
+            stats.loss_g = float("nan")
+        return stats
+
+    monkeypatch.setattr(GANTrainer, "step", flaky)
+
+
+def test_divergence_rolls_back_with_lower_learning_rates(tmp_path, monkeypatch):
+    _diverge_on(monkeypatch, {6})
+    run = train(tiny(steps=8, checkpoint_every=4), run_dir=tmp_path / "r", quiet=True)
+    state = torch.load(list_checkpoints(run)[-1][1], weights_only=True)
+    assert state["step"] == 8 and state["rollbacks"] == 1 and state["lr_scale"] == 0.5
+    assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5)
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5)
+    assert "rolled back to step 4" in (run / "log.txt").read_text()
+    summary = json.loads((run / "summary.json").read_text())
+    assert [e["kind"] for e in summary["health_events"]] == ["divergence"] and summary["rollbacks"] == 1
+
+
+def test_divergence_that_keeps_coming_back_stops_cleanly(tmp_path, monkeypatch):
+    from ganforge.errors import GanforgeError
+
+    _diverge_on(monkeypatch, set(range(3, 100)))
+    with pytest.raises(GanforgeError, match="diverged"):
+        train(tiny(steps=8, checkpoint_every=2), run_dir=tmp_path / "r", quiet=True)
+    assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [0, 2]  # nothing saved was lost
+    assert "rollback 3 of 3" in (tmp_path / "r" / "log.txt").read_text()
+
+
+def test_quality_tracking_and_health_checks(tmp_path):
+    run = train(tiny(steps=6, eval_every=3, sample_every=3, collapse_check=True), run_dir=tmp_path / "r", quiet=True)
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    kid_rows = [r for r in rows if "kid" in r]
+    assert [r["step"] for r in kid_rows] == [3, 6] and all(r["kid_std"] >= 0 for r in kid_rows)
+    assert [r["step"] for r in rows if "diversity_ratio" in r] == [3, 6]
+    best_g, _, best_step = load_generator(run / "best.safetensors")
+    assert best_step == min(kid_rows, key=lambda r: r["kid"])["step"]
+    assert json.loads((run / "summary.json").read_text())["best_kid"] == min(r["kid"] for r in kid_rows)
+
+
+def test_auto_balance_acts_when_the_discriminator_wins(tmp_path):
+    from ganforge.metrics import DiscriminatorMonitor
+
+    cfg = tiny(auto_balance=True)
+    model = ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
+    t = GANTrainer(cfg, model, torch.device("cpu"))
+    from ganforge.health import RunHealth
+    from ganforge.runlog import RunLog
+
+    tmp_path.mkdir(exist_ok=True)
+    health = RunHealth(cfg, model, None, RunLog(tmp_path, lambda m: None), tmp_path, torch.device("cpu"))
+    health.monitor = DiscriminatorMonitor(window=5, auto_balance=True)
+    from ganforge.train import StepStats
+
+    for step in range(1, 6):
+        health.after_step(step, StepStats(0.01, 6.0, 0.99, 0.01, False), t)
+    assert t.cfg.d_skip_below == 0.3
+    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert "discriminator is winning" in (tmp_path / "log.txt").read_text()
+    state = t.state()
+    t2 = GANTrainer(tiny(), model, torch.device("cpu"))
+    t2.load_state(state)
+    assert t2.cfg.d_skip_below == 0.3 and t2.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)

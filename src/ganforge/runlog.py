@@ -70,7 +70,15 @@ class RunLog:
         atomic_write(self.metrics_file, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
         return rows
 
+    def write_summary(self, **fields) -> dict:
+        """summary.json: the outcome of the run and every health event it logged."""
+        summary = {**fields, "health_events": [r["health"] for r in self.read_metrics() if "health" in r]}
+        atomic_write(self.run_dir / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+        return summary
+
     def plot_losses(self, history: list[dict]) -> None:
+        kid_rows = [r for r in history if "kid" in r]
+        history = [r for r in history if "loss_d" in r]
         if not history:
             return
         import matplotlib
@@ -79,7 +87,8 @@ class RunLog:
         import matplotlib.pyplot as plt
 
         steps = [r["step"] for r in history]
-        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        fig, axes = plt.subplots(3 if kid_rows else 2, 1, figsize=(8, 8.5 if kid_rows else 6), sharex=True)
+        ax1, ax2 = axes[0], axes[1]
         ax1.plot(steps, [r["loss_d"] for r in history], label="discriminator")
         ax1.plot(steps, [r["loss_g"] for r in history], label="generator")
         ax1.set_ylabel("loss")
@@ -88,9 +97,13 @@ class RunLog:
         ax2.plot(steps, [r["d_real"] for r in history], label="D(real)")
         ax2.plot(steps, [r["d_fake"] for r in history], label="D(G(z))")
         ax2.set_ylim(0, 1)
-        ax2.set_xlabel("step")
         ax2.set_ylabel("mean D output")
         ax2.legend()
+        if kid_rows:
+            ax3 = axes[2]
+            ax3.errorbar([r["step"] for r in kid_rows], [r["kid"] for r in kid_rows], yerr=[r.get("kid_std", 0) for r in kid_rows], marker="o", capsize=3)
+            ax3.set_ylabel("KID (lower is better)")
+        axes[-1].set_xlabel("step")
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)

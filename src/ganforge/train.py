@@ -27,10 +27,13 @@ from ganforge.checkpoint import GENERATOR_FILE, latest_checkpoint, save_checkpoi
 from ganforge.config import TrainConfig
 from ganforge.data import BatchSampler, ImageData, check_size, dataset_name, default_size, is_builtin, load_data, to_float
 from ganforge.errors import GanforgeError
+from ganforge.health import RunHealth
+from ganforge.metrics import is_diverged
 from ganforge.models import ModelConfig, build_discriminator, build_generator, default_width
 from ganforge.runlog import RunLog, next_run_dir, save_grid
 
 FIXED_SAMPLES = 64
+MAX_ROLLBACKS = 3
 
 
 class TrainingInterrupted(Exception):
@@ -129,6 +132,7 @@ class GANTrainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.fixed_noise = self.noise(FIXED_SAMPLES, torch.Generator().manual_seed(cfg.seed))
         self.d_skipped = 0
+        self.rollbacks, self.lr_scale = 0, 1.0  # divergence recoveries so far, and the learning-rate cut they made
         self.ema = None
         if cfg.ema:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -215,10 +219,23 @@ class GANTrainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "d_skipped": self.d_skipped,
+            "d_skip_below": self.cfg.d_skip_below,  # auto-balance may have raised it
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
             "torch_rng": torch.get_rng_state(),
             **({"generator_ema": self.ema.module.state_dict(), "ema_n": self.ema.n_averaged} if self.ema is not None else {}),
             **({"ada": self.ada.state_dict()} if self.ada is not None else {}),
         }
+
+    def roll_back(self, state: dict, lr_factor: float = 0.5) -> None:
+        """Return to a checkpoint after a divergence, with both learning rates cut by `lr_factor`
+        relative to what they were when the run diverged."""
+        rollbacks, new_scale = self.rollbacks + 1, self.lr_scale * lr_factor
+        self.load_state(state)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= new_scale / self.lr_scale
+        self.rollbacks, self.lr_scale = rollbacks, new_scale
 
     def load_state(self, state: dict) -> None:
         self.G.load_state_dict(state["generator"])
@@ -226,6 +243,8 @@ class GANTrainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.d_skipped = int(state["d_skipped"])
+        self.cfg = replace(self.cfg, d_skip_below=float(state["d_skip_below"]))
+        self.rollbacks, self.lr_scale = int(state["rollbacks"]), float(state["lr_scale"])
         torch.set_rng_state(state["torch_rng"])
         if self.ema is not None:
             self.ema.module.load_state_dict(state["generator_ema"])
@@ -325,18 +344,38 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
     else:
         log.info(f"Training {cfg.arch} at {cfg.size}px on {data.name} ({len(data)} images, {data.channels} channel(s)) on {dev.type}.")
 
+    health = RunHealth(cfg, model_cfg, data, log, run_dir, dev)
+    if start_state is not None and "health" in start_state:
+        health.load_state_dict(start_state["health"])
     if dev.type == "cuda" and data.images.numel() < 2**30:  # small enough: keep the data on the GPU
         data = replace(data, images=data.images.to(dev))
     sampler = BatchSampler(data, cfg.batch_size, cfg.seed, cfg.flip)
     history = log.truncate_metrics(step) if start_state is not None else []
 
     def checkpoint(at: int):
-        save_checkpoint({**trainer.state(), "config": cfg.to_dict(), "model_config": model_cfg.to_dict(), "elapsed_s": elapsed_before + time.perf_counter() - t0},
-                        run_dir, at, cfg.keep)
+        save_checkpoint({**trainer.state(), "health": health.state_dict(), "config": trainer.cfg.to_dict(), "model_config": model_cfg.to_dict(),
+                         "elapsed_s": elapsed_before + time.perf_counter() - t0}, run_dir, at, cfg.keep)
+
+    def roll_back(failed_at: int) -> int:
+        """A NaN or infinite loss: back to the newest checkpoint with lower learning rates."""
+        if trainer.rollbacks >= MAX_ROLLBACKS:
+            raise GanforgeError(f"Training diverged (a NaN or infinite loss) at step {failed_at} after {MAX_ROLLBACKS} rollbacks; "
+                                f"the checkpoints in {run_dir} are intact. Try lower --lr-g and --lr-d, or --r1 10.")
+        state = latest_checkpoint(run_dir, warn=log.warn)
+        trainer.roll_back(state)
+        if "health" in state:
+            health.load_state_dict(state["health"])
+        log.warn(f"the loss diverged at step {failed_at}; rolled back to step {state['step']} with learning rates x{trainer.lr_scale:g} "
+                 f"(rollback {trainer.rollbacks} of {MAX_ROLLBACKS}).")
+        log.metrics({"step": failed_at, "health": {"step": failed_at, "kind": "divergence", "message": f"rolled back to step {state['step']}", "actions": []}})
+        history[:] = [r for r in history if r["step"] <= state["step"]]
+        return int(state["step"])
 
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
+    if start_state is None:
+        checkpoint(0)  # something to roll back to if the very first steps diverge
     window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": t0}
     bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, disable=quiet, file=sys.stderr,
                mininterval=0.2 if sys.stderr.isatty() else 30)
@@ -344,7 +383,13 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
         with StopFlag() as stop:
             while step < cfg.steps:
                 stats = trainer.step(sampler.batch(step), step)
+                if is_diverged(stats.loss_d, stats.loss_g):
+                    step = roll_back(step + 1)
+                    bar.n = step
+                    window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": time.perf_counter()}
+                    continue
                 step += 1
+                health.after_step(step, stats, trainer)
                 for k in ("loss_d", "loss_g", "d_real", "d_fake"):
                     window[k] += getattr(stats, k)
                 window["n"] += 1
@@ -358,8 +403,12 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
                     history.append(row)
                     bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", img_s=f"{row['images_per_sec']:.0f}", refresh=False)
                     window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": time.perf_counter()}
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    history.append(health.evaluate(step, trainer))
                 if step % cfg.sample_every == 0 or step == cfg.steps:
-                    save_grid(trainer.fixed_samples(), run_dir / "samples" / f"step-{step:06d}.png")
+                    samples = trainer.fixed_samples()
+                    save_grid(samples, run_dir / "samples" / f"step-{step:06d}.png")
+                    health.after_samples(step, samples)
                     log.plot_losses(history)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     checkpoint(step)
@@ -373,6 +422,10 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
     finally:
         bar.close()
 
-    save_generator(trainer.sampler_g, model_cfg, run_dir / GENERATOR_FILE, step, extra={"train_config": cfg.to_dict()})
-    log.info(f"Done: {step} steps in {elapsed_before + time.perf_counter() - t0:.0f} s; {trainer.d_skipped} discriminator updates skipped.")
+    save_generator(trainer.sampler_g, model_cfg, run_dir / GENERATOR_FILE, step, extra={"train_config": trainer.cfg.to_dict()})
+    elapsed = elapsed_before + time.perf_counter() - t0
+    summary = log.write_summary(step=step, elapsed_s=round(elapsed, 1), d_skipped=trainer.d_skipped, rollbacks=trainer.rollbacks,
+                                best_kid=None if health.best_kid == float("inf") else health.best_kid)
+    log.info(f"Done: {step} steps in {elapsed:.0f} s; {trainer.d_skipped} discriminator updates skipped; "
+             f"{len(summary['health_events'])} health warning(s){' (see summary.json)' if summary['health_events'] else ''}.")
     return run_dir
