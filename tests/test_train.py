@@ -241,3 +241,19 @@ def test_auto_balance_acts_when_the_discriminator_wins(tmp_path):
     t2 = GANTrainer(tiny(), model, torch.device("cpu"))
     t2.load_state(state)
     assert t2.cfg.d_skip_below == 0.3 and t2.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_recalibrated_batchnorm_matches_the_weights():
+    from ganforge.models import recalibrate_batchnorm
+
+    cfg = ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
+    g = build_generator(cfg)
+    bn = g.project[2]
+    bn.running_mean.fill_(5.0)  # statistics that belong to some other weights, as EMA averaging leaves them
+    fixed = recalibrate_batchnorm(g, 16, batches=8, batch_size=256)
+    assert torch.equal(bn.running_mean, torch.full_like(bn.running_mean, 5.0))  # the original is untouched
+    z = torch.randn(512, 16)
+    g.train()
+    with torch.no_grad():
+        batch_stats_output = g(z)
+    assert (fixed(z) - batch_stats_output).abs().mean() < 0.05

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import GanforgeError
-from ganforge.models import ModelConfig, build_generator
+from ganforge.models import ModelConfig, build_generator, recalibrate_batchnorm
 
 FORMAT_VERSION = 1
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
@@ -150,5 +150,7 @@ def load_generator(source: str | os.PathLike) -> tuple[nn.Module, ModelConfig, i
 def _generator_from_checkpoint(path: Path) -> tuple[nn.Module, ModelConfig, int]:
     state = load_checkpoint(path)
     cfg = ModelConfig.from_dict(state["model_config"])
-    weights = state.get("generator_ema", state["generator"])  # sample from the moving average when trained with one
-    return _generator_from_state(weights, cfg, path), cfg, int(state["step"])
+    if "generator_ema" in state:  # sample from the moving average when trained with one
+        g = recalibrate_batchnorm(_generator_from_state(state["generator_ema"], cfg, path), cfg.latent_dim)
+        return g, cfg, int(state["step"])
+    return _generator_from_state(state["generator"], cfg, path), cfg, int(state["step"])

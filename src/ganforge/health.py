@@ -54,11 +54,12 @@ class RunHealth:
     def evaluate(self, step: int, trainer) -> dict | None:
         if self.kid is None or step % self.cfg.eval_every:
             return None
-        row = {"step": step, **self.kid(trainer.sampler_g, self.model_cfg.latent_dim)}
+        generator = trainer.sampler_g
+        row = {"step": step, **self.kid(generator, self.model_cfg.latent_dim)}
         self.log.metrics(row)
         if row["kid"] < self.best_kid:
             self.best_kid = row["kid"]
-            save_generator(trainer.sampler_g, self.model_cfg, self.run_dir / BEST_FILE, step, extra={"kid": row["kid"]})
+            save_generator(generator, self.model_cfg, self.run_dir / BEST_FILE, step, extra={"kid": row["kid"]})
         return row
 
     def state_dict(self) -> dict:

@@ -158,3 +158,30 @@ def count_params(m: nn.Module) -> int:
 def grid_rows(n: int) -> int:
     """Images per row for a near-square grid of n images."""
     return max(1, math.ceil(math.sqrt(n)))
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(generator: nn.Module, latent_dim: int, seed: int = 0, batches: int = 4, batch_size: int = 128) -> nn.Module:
+    """A copy of `generator` whose BatchNorm statistics are measured afresh on its own outputs.
+
+    An exponential moving average of weights also averages the running statistics, which then
+    no longer match the averaged weights; sampling in eval mode needs statistics that do.
+    """
+    import copy
+
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return generator
+    g = copy.deepcopy(generator)
+    device = next(g.parameters()).device
+    norms = [m for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the batches below
+    g.train()
+    rng = torch.Generator().manual_seed(seed)
+    for _ in range(batches):
+        g(torch.randn(batch_size, latent_dim, generator=rng).to(device))
+    for m in norms:
+        m.momentum = 0.1
+    return g.eval()

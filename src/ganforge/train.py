@@ -29,7 +29,7 @@ from ganforge.data import BatchSampler, ImageData, check_size, dataset_name, def
 from ganforge.errors import GanforgeError
 from ganforge.health import RunHealth
 from ganforge.metrics import is_diverged
-from ganforge.models import ModelConfig, build_discriminator, build_generator, default_width
+from ganforge.models import ModelConfig, build_discriminator, build_generator, default_width, recalibrate_batchnorm
 from ganforge.runlog import RunLog, next_run_dir, save_grid
 
 FIXED_SAMPLES = 64
@@ -144,8 +144,11 @@ class GANTrainer:
 
     @property
     def sampler_g(self) -> nn.Module:
-        """The generator to draw pictures from: the moving average when there is one."""
-        return self.ema.module if self.ema is not None else self.G
+        """The generator to draw pictures from: the moving average (with BatchNorm statistics
+        measured for its weights) when there is one, else G itself."""
+        if self.ema is None:
+            return self.G
+        return recalibrate_batchnorm(self.ema.module, self.model_cfg.latent_dim, seed=self.cfg.seed)
 
     def _d_losses(self, logits_real, logits_fake, real_target):
         if self.cfg.loss == "hinge":
