@@ -11,34 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write
 from ganforge.models import ModelConfig, build_generator, recalibrate_batchnorm
 
 FORMAT_VERSION = 1
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
 GENERATOR_FILE = "generator.safetensors"
-
-
-def atomic_write(path: Path, write) -> Path:
-    """Call write(file_object) on a temporary file beside `path`, fsync, then rename onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:

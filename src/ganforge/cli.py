@@ -21,6 +21,9 @@ COMMANDS = {
     "train": "ganforge.train_cli:train_command",
     "sample": "ganforge.train_cli:sample_command",
     "stylize": "ganforge.style_cli:stylize_command",
+    "evaluate": "ganforge.eval_cli:evaluate_command",
+    "neighbors": "ganforge.eval_cli:neighbors_command",
+    "report": "ganforge.eval_cli:report_command",
 }
 
 

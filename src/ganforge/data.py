@@ -112,7 +112,7 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int | None = Non
     if not arrays:
         raise GanforgeError(f"None of the {len(files)} image files in {folder} could be decoded.")
     if len(arrays) < MIN_IMAGES:
-        raise GanforgeError(f"Need at least {MIN_IMAGES} usable images to train, but {folder} has only {len(arrays)}.")
+        raise GanforgeError(f"Need at least {MIN_IMAGES} usable images, but {folder} has only {len(arrays)}.")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
     return ImageData(_set_channels(images, channels), dataset_name(str(folder)), skipped)
 

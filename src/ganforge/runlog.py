@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ganforge.checkpoint import atomic_write
+from ganforge.fileio import atomic_write
 
 
 def next_run_dir(root: Path, name: str) -> Path:

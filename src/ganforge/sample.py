@@ -34,7 +34,7 @@ def write_grid(images: torch.Tensor, path: Path) -> Path:
 def write_files(images: torch.Tensor, folder: Path) -> list[Path]:
     from PIL import Image
 
-    from ganforge.checkpoint import atomic_write
+    from ganforge.fileio import atomic_write
     from ganforge.data import to_uint8
 
     arrays = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
