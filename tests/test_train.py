@@ -90,7 +90,9 @@ def _weights(run: Path) -> dict:
 @pytest.mark.parametrize("extra", [
     dict(flip=True, label_smoothing=0.1),
     dict(augment=True, augment_p="auto", ema=True, ema_decay=0.9, r1=1.0, spectral_norm=True, loss="hinge"),
-], ids=["plain", "stabilised"])
+    dict(arch="msg", augment=True, r1=1.0),
+    dict(grow=True, ema=True, ema_decay=0.9, size=32),
+], ids=["plain", "stabilised", "msg", "grow"])
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
     cfg = tiny(steps=9, checkpoint_every=4, log_every=3, **extra)
     full = train(cfg, run_dir=tmp_path / "full", quiet=True)
@@ -256,3 +258,34 @@ def test_recalibrated_batchnorm_matches_the_weights():
     with torch.no_grad():
         batch_stats_output = g(z)
     assert (fixed(z) - batch_stats_output).abs().mean() < 0.05
+
+
+def test_growing_schedule():
+    from ganforge.multiscale import grow_stage
+
+    # 64 px: stages at 8, 16, 32, 64 px, 100 steps each; each new one fades in over 50 steps
+    assert grow_stage(0, 64, 100) == (8, 1.0)
+    assert grow_stage(100, 64, 100) == (16, 0.0)
+    assert grow_stage(125, 64, 100) == (16, 0.5)
+    assert grow_stage(160, 64, 100) == (16, 1.0)
+    assert grow_stage(399, 64, 100)[0] == 64 and grow_stage(10_000, 64, 100) == (64, 1.0)
+
+
+@pytest.mark.parametrize("extra", [dict(arch="msg"), dict(grow=True)], ids=["msg", "grow"])
+def test_high_resolution_architectures_train_and_sample(tmp_path, extra):
+    run = train(tiny(size=32, steps=6, sample_every=3, **extra), run_dir=tmp_path / "r", quiet=True)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["arch"] == {"arch": "msg", "grow": "progressive"}[next(iter(extra))]
+    g, cfg, _ = load_generator(run / "generator.safetensors")
+    with torch.no_grad():
+        assert g(torch.randn(2, cfg.latent_dim)).shape == (2, 1, 32, 32)
+    from PIL import Image
+
+    assert Image.open(run / "samples" / "step-000003.png").size == Image.open(run / "samples" / "step-000006.png").size
+
+
+def test_grow_needs_the_convolutional_family(tmp_path):
+    from ganforge.errors import GanforgeError
+
+    with pytest.raises(GanforgeError, match="--grow"):
+        train(tiny(grow=True, arch="mlp"), run_dir=tmp_path / "r", quiet=True)

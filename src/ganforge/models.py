@@ -1,4 +1,5 @@
-"""Generators and discriminators: the fully connected GAN and DCGAN.
+"""Generators and discriminators: the fully connected GAN and DCGAN (MSG-GAN and progressive
+growing are in multiscale.py).
 
 Every size is an explicit argument, carried in `ModelConfig`, which travels inside checkpoints
 and safetensors metadata so that `ganforge sample` can rebuild a generator from its file alone.
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-ARCHS = ("dcgan", "mlp")
+ARCHS = ("dcgan", "mlp", "msg", "progressive")
 UPSAMPLES = ("transpose", "nearest")
 
 
@@ -140,13 +141,17 @@ class MLPDiscriminator(nn.Module):
 
 
 def build_generator(cfg: ModelConfig) -> nn.Module:
-    g = {"dcgan": DCGANGenerator, "mlp": MLPGenerator}[cfg.arch](cfg)
+    from ganforge.multiscale import MultiScaleGenerator
+
+    g = {"dcgan": DCGANGenerator, "mlp": MLPGenerator, "msg": MultiScaleGenerator, "progressive": MultiScaleGenerator}[cfg.arch](cfg)
     g.apply(init_dcgan_weights)
     return g
 
 
 def build_discriminator(cfg: ModelConfig) -> nn.Module:
-    d = {"dcgan": DCGANDiscriminator, "mlp": MLPDiscriminator}[cfg.arch](cfg)
+    from ganforge.multiscale import MSGDiscriminator, ProgressiveDiscriminator
+
+    d = {"dcgan": DCGANDiscriminator, "mlp": MLPDiscriminator, "msg": MSGDiscriminator, "progressive": ProgressiveDiscriminator}[cfg.arch](cfg)
     d.apply(init_dcgan_weights)
     return d
 

@@ -29,6 +29,7 @@ from ganforge.data import BatchSampler, ImageData, check_size, dataset_name, def
 from ganforge.errors import GanforgeError
 from ganforge.health import RunHealth
 from ganforge.metrics import is_diverged
+from ganforge.multiscale import grow_stage, grow_stages, pyramid
 from ganforge.models import ModelConfig, build_discriminator, build_generator, default_width, recalibrate_batchnorm
 from ganforge.runlog import RunLog, next_run_dir, save_grid
 
@@ -61,6 +62,8 @@ def pick_device(name: str) -> torch.device:
 def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig]:
     """Fill the 'auto' settings from the data and return the model's configuration."""
     size = data.size
+    if cfg.grow and cfg.arch != "dcgan":
+        raise GanforgeError(f"--grow builds its own convolutional networks; it cannot be combined with --arch {cfg.arch}.")
     cfg = replace(
         cfg,
         size=size,
@@ -69,7 +72,9 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
         d_width=cfg.d_width or default_width(size),
         flip=(not is_builtin(cfg.data)) if cfg.flip is None else cfg.flip,
     )
-    model = ModelConfig(arch=cfg.arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width,
+    if cfg.grow and cfg.grow_stage_steps is None:
+        cfg = replace(cfg, grow_stage_steps=max(1, cfg.steps // grow_stages(size)))
+    model = ModelConfig(arch="progressive" if cfg.grow else cfg.arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width,
                         d_width=cfg.d_width, upsample=cfg.upsample, spectral_norm=cfg.spectral_norm)
     return cfg, model
 
@@ -125,7 +130,7 @@ class GANTrainer:
         self.G = build_generator(model_cfg).to(device)
         self.D = build_discriminator(model_cfg).to(device)
         # oneDNN's convolutions run faster on NHWC tensors; the result is the same network.
-        self.memory_format = torch.channels_last if device.type == "cpu" and model_cfg.arch == "dcgan" else torch.contiguous_format
+        self.memory_format = torch.channels_last if device.type == "cpu" and model_cfg.arch != "mlp" else torch.contiguous_format
         self.G.to(memory_format=self.memory_format)
         self.D.to(memory_format=self.memory_format)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
@@ -141,6 +146,25 @@ class GANTrainer:
         self.policy = parse_policy(cfg.augment_policy) if cfg.augment else ()
         self.ada = AdaptiveP() if cfg.augment and cfg.augment_p == "auto" else None
         self.augment_p = 0.0 if not cfg.augment else (self.ada.p if self.ada else float(cfg.augment_p))
+        self.multiscale, self.progressive = model_cfg.arch == "msg", model_cfg.arch == "progressive"
+
+    def set_stage(self, step: int) -> None:
+        """Progressive growing: every network to the resolution and fade-in of `step`."""
+        if self.progressive:
+            stage = grow_stage(step, self.model_cfg.size, self.cfg.grow_stage_steps)
+            for net in (self.G, self.D, *([self.ema.module] if self.ema is not None else [])):
+                net.set_stage(*stage)
+
+    def _real_input(self, real: torch.Tensor):
+        """What D sees of a real batch: a pyramid (MSG-GAN), the growing resolution, or as is."""
+        if self.multiscale:
+            return pyramid(real)
+        if self.progressive:
+            res, alpha = self.G.resolution, self.G.alpha
+            real = F.adaptive_avg_pool2d(real, res) if res < real.shape[-1] else real
+            if alpha < 1:  # reals fade in like the generator's new block
+                real = torch.lerp(F.interpolate(F.avg_pool2d(real, 2), scale_factor=2, mode="nearest"), real, alpha)
+        return real
 
     @property
     def sampler_g(self) -> nn.Module:
@@ -170,14 +194,26 @@ class GANTrainer:
         z = self.noise(real.shape[0], torch.Generator().manual_seed(self.cfg.seed * 1_000_033 + step + 1))
         real_target = torch.full((real.shape[0],), 1.0 - self.cfg.label_smoothing, device=self.device)
         g_aug = torch.Generator().manual_seed(self.cfg.seed * 2_000_029 + step + 1)
-        aug = (lambda x: augment(x, self.policy, self.augment_p, g_aug)) if self.policy else (lambda x: x)
-        fake = self.G(z)
+        self.set_stage(step)
+
+        def aug(x):
+            if not self.policy:
+                return x
+            if isinstance(x, list):  # every scale of one image gets the same transform
+                state, out = g_aug.get_state(), []
+                for xi in x:
+                    g_aug.set_state(state)
+                    out.append(augment(xi, self.policy, self.augment_p, g_aug))
+                return out
+            return augment(x, self.policy, self.augment_p, g_aug)
+
+        fake = self.G.forward_scales(z) if self.multiscale else self.G(z)
 
         # ---- update D: real images towards 1, generated images towards 0 ----
         if self.cfg.r1 > 0:
             real.requires_grad_(True)
-        logits_real = self.D(aug(real))
-        logits_fake = self.D(aug(fake.detach()))
+        logits_real = self.D(aug(self._real_input(real)))
+        logits_fake = self.D(aug([f.detach() for f in fake] if self.multiscale else fake.detach()))
         loss_d = self._d_losses(logits_real, logits_fake, real_target)
         if self.cfg.r1 > 0:  # R1: penalise D's gradient on real images, keeping it smooth there
             (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
@@ -211,9 +247,12 @@ class GANTrainer:
         g = self.sampler_g
         g.eval()
         try:
-            return g(self.fixed_noise).cpu()
+            images = g(self.fixed_noise).cpu()
         finally:
             g.train()
+        if images.shape[-1] < self.model_cfg.size:  # still growing: show it at full size
+            images = F.interpolate(images, size=self.model_cfg.size, mode="nearest")
+        return images
 
     def state(self) -> dict:
         return {

@@ -1,0 +1,154 @@
+"""Networks for higher resolutions: Multi-Scale Gradient GAN and progressive growing.
+
+Both use one generator: a DCGAN-like stack with an image head ("to RGB") at every resolution.
+- MSG-GAN (Karnewar and Wang 2019): G emits an image at every scale and D sees all of them, each
+  joined to D's features at the matching resolution, so gradients reach every G block directly.
+- Progressive growing (Karras et al. 2018): train at 8x8 first, then fade in each higher
+  resolution, blending the new block's image with the upsampled previous one as alpha goes 0 -> 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GROW_START = 8  # the first resolution progressive growing trains at
+
+
+def widths(base: int, size: int) -> dict[int, int]:
+    """Channels at each resolution 4..size: `base` at full size, doubling per halving, capped at 8x."""
+    return {4 * 2**i: base * min(8, size // (4 * 2**i)) for i in range(int(math.log2(size // 4)) + 1)}
+
+
+def pyramid(x: torch.Tensor, lowest: int = 4) -> list[torch.Tensor]:
+    """(B, C, S, S) -> [x at lowest px, ..., x at S px], each an average of the one above."""
+    out = [x]
+    while out[-1].shape[-1] > lowest:
+        out.append(F.avg_pool2d(out[-1], 2))
+    return out[::-1]
+
+
+def _sn(layer: nn.Module, on: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
+class MultiScaleGenerator(nn.Module):
+    """forward(z) -> the image at `self.resolution` (full size unless growing);
+    forward_scales(z) -> [image at 4 px, ..., image at full size] (MSG-GAN)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        w = widths(cfg.g_width, cfg.size)
+        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, w[4] * 16, bias=False), nn.Unflatten(1, (w[4], 4, 4)), nn.BatchNorm2d(w[4]), nn.ReLU(True))
+        self.blocks = nn.ModuleDict()
+        self.to_rgb = nn.ModuleDict({"4": nn.Conv2d(w[4], cfg.channels, 1)})
+        for res in list(w)[1:]:
+            up = (nn.ConvTranspose2d(w[res // 2], w[res], 4, 2, 1, bias=False) if cfg.upsample == "transpose"
+                  else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w[res // 2], w[res], 3, 1, 1, bias=False)))
+            self.blocks[str(res)] = nn.Sequential(up, nn.BatchNorm2d(w[res]), nn.ReLU(True),
+                                                  nn.Conv2d(w[res], w[res], 3, 1, 1, bias=False), nn.BatchNorm2d(w[res]), nn.ReLU(True))
+            self.to_rgb[str(res)] = nn.Conv2d(w[res], cfg.channels, 1)
+        self.resolution, self.alpha = cfg.size, 1.0  # the growing stage; full size when done
+
+    def set_stage(self, resolution: int, alpha: float) -> None:
+        self.resolution, self.alpha = resolution, alpha
+
+    def _features(self, z: torch.Tensor, up_to: int) -> list[torch.Tensor]:
+        h = [self.project(z)]  # (B, C4, 4, 4)
+        res = 4
+        while res < up_to:
+            res *= 2
+            h.append(self.blocks[str(res)](h[-1]))
+        return h
+
+    def forward_scales(self, z: torch.Tensor) -> list[torch.Tensor]:
+        feats = self._features(z, self.cfg.size)
+        return [torch.tanh(self.to_rgb[str(f.shape[-1])](f)) for f in feats]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        feats = self._features(z, self.resolution)
+        img = torch.tanh(self.to_rgb[str(self.resolution)](feats[-1]))
+        if self.alpha < 1 and len(feats) > 1:  # fading in the newest block
+            prev = torch.tanh(self.to_rgb[str(self.resolution // 2)](feats[-2]))
+            img = torch.lerp(F.interpolate(prev, scale_factor=2, mode="nearest"), img, self.alpha)
+        return img
+
+
+class MSGDiscriminator(nn.Module):
+    """Takes [image at 4 px, ..., image at full size]; each scale is concatenated to D's features
+    at its resolution (MSG-GAN's simple combine)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        w, c, sn = widths(cfg.d_width, cfg.size), cfg.channels, cfg.spectral_norm
+        self.from_rgb = nn.Sequential(_sn(nn.Conv2d(c, w[cfg.size], 1), sn), nn.LeakyReLU(0.2, True))
+        self.blocks = nn.ModuleDict()
+        for res in list(w)[::-1][:-1]:  # size, ..., 8: each halves
+            c_in = w[res] + (c if res < cfg.size else 0)
+            layers = [_sn(nn.Conv2d(c_in, w[res // 2], 4, 2, 1, bias=sn), sn)]
+            if not sn:
+                layers.append(nn.BatchNorm2d(w[res // 2]))
+            self.blocks[str(res)] = nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
+        self.final = nn.Sequential(_sn(nn.Conv2d(w[4] + c, 1, 4, 1, 0), sn), nn.Flatten(0))
+
+    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
+        by_res = {x.shape[-1]: x for x in images}
+        size = max(by_res)
+        h = self.from_rgb(by_res[size])
+        res = size
+        while res > 4:
+            if res < size:
+                h = torch.cat([h, by_res[res]], 1)
+            h = self.blocks[str(res)](h)
+            res //= 2
+        return self.final(torch.cat([h, by_res[4]], 1))  # (B,) logits
+
+
+class ProgressiveDiscriminator(nn.Module):
+    """Takes an image at the current growing resolution; while alpha < 1 the newest block's
+    output is blended with the downsampled image entering through the previous "from RGB"."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        w, c, sn = widths(cfg.d_width, cfg.size), cfg.channels, cfg.spectral_norm
+        self.from_rgb = nn.ModuleDict({str(r): nn.Sequential(_sn(nn.Conv2d(c, w[r], 1), sn), nn.LeakyReLU(0.2, True)) for r in w if r >= GROW_START})
+        self.blocks = nn.ModuleDict()
+        for res in [r for r in w if r >= GROW_START]:
+            layers = [_sn(nn.Conv2d(w[res], w[res // 2], 4, 2, 1, bias=sn), sn)]
+            if not sn:
+                layers.append(nn.BatchNorm2d(w[res // 2]))
+            self.blocks[str(res)] = nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
+        self.final = nn.Sequential(_sn(nn.Conv2d(w[4], 1, 4, 1, 0), sn), nn.Flatten(0))
+        self.alpha = 1.0
+
+    def set_stage(self, resolution: int, alpha: float) -> None:
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res = x.shape[-1]
+        h = self.blocks[str(res)](self.from_rgb[str(res)](x))
+        if self.alpha < 1 and res > GROW_START:
+            h = torch.lerp(self.from_rgb[str(res // 2)](F.avg_pool2d(x, 2)), h, self.alpha)
+        res //= 2
+        while res > 4:
+            h = self.blocks[str(res)](h)
+            res //= 2
+        return self.final(h)
+
+
+def grow_stage(step: int, size: int, steps_per_stage: int) -> tuple[int, float]:
+    """(resolution, alpha) at `step`: 8 px first, then each doubling fades in over half a stage."""
+    stages = int(math.log2(size // GROW_START)) + 1
+    stage = min(step // steps_per_stage, stages - 1)
+    resolution = GROW_START * 2**stage
+    into = step - stage * steps_per_stage
+    alpha = 1.0 if stage == 0 else min(1.0, into / max(1, steps_per_stage // 2))
+    return resolution, alpha
+
+
+def grow_stages(size: int) -> int:
+    return int(math.log2(size // GROW_START)) + 1
