@@ -289,3 +289,23 @@ def test_grow_needs_the_convolutional_family(tmp_path):
 
     with pytest.raises(GanforgeError, match="--grow"):
         train(tiny(grow=True, arch="mlp"), run_dir=tmp_path / "r", quiet=True)
+
+
+def test_preset_small_fills_defaults_but_not_explicit_choices():
+    cfg = TrainConfig(preset="small").with_preset()
+    assert cfg.augment and cfg.ema and cfg.spectral_norm and cfg.augment_p == "1" and cfg.loss == "hinge"
+    assert cfg.with_preset(keep={"loss"}) == cfg  # applied once only
+    assert TrainConfig(preset="small", augment_p="auto").with_preset().augment_p == "auto"
+    assert TrainConfig(preset="small").with_preset(keep={"loss"}).loss == "bce"  # `--loss bce` given on the command line
+
+
+def test_preset_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from ganforge.cli import cli
+
+    common = ["--size", "16", "--g-width", "4", "--d-width", "4", "--batch-size", "16", "--steps", "1", "--no-collapse-check"]
+    r = CliRunner().invoke(cli, ["train", *common, "--preset", "small", "--loss", "bce", "--run-dir", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
+    assert saved["preset"] == "small" and saved["augment"] and saved["spectral_norm"] and saved["loss"] == "bce"

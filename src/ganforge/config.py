@@ -6,7 +6,14 @@ kept in the field's metadata.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+
+# What `--preset small` switches on: DiffAugment as published (p = 1, all three transforms) so D
+# cannot memorise a small folder, the SNGAN recipe (hinge loss, spectral norm in D) for a stable D
+# without BatchNorm, and an EMA generator for smoother samples.
+PRESETS = {
+    "small": dict(augment=True, augment_p="1", loss="hinge", spectral_norm=True, ema=True),
+}
 
 
 def opt(default, help: str, choices=None, **extra):
@@ -25,6 +32,8 @@ class TrainConfig:
     g_width: int | None = opt(None, "Generator channels at its highest-resolution block (DCGAN's ngf) [default: by size].")
     d_width: int | None = opt(None, "Discriminator channels at its highest-resolution block (DCGAN's ndf) [default: by size].")
     upsample: str = opt("transpose", "Generator upsampling: transposed convolutions, or nearest upsampling + conv.", choices=("transpose", "nearest"))
+    preset: str | None = opt(None, "A tested combination of the settings below: small = augmentation, hinge loss, spectral norm, EMA (for folders of 100 to 2,000 pictures); options you give yourself win.", choices=("small",))
+    preset_applied: bool = opt(False, "Whether the preset's values have been filled in.", cli=False)
     loss: str = opt("bce", "Adversarial loss: bce (non-saturating) or hinge.", choices=("bce", "hinge"))
     spectral_norm: bool = opt(False, "Spectral normalisation on the discriminator's layers (replaces its BatchNorm).")
     r1: float = opt(0.0, "R1 gradient penalty weight (gamma) on real images (0 = off).")
@@ -55,6 +64,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_preset(self, keep=()) -> "TrainConfig":
+        """The preset's values for every field still at its default, except the fields in `keep`
+        (the CLI passes the options given on the command line, even where they equal the default)."""
+        if self.preset is None or self.preset_applied:
+            return self
+        defaults = {f.name: f.default for f in fields(self)}
+        chosen = {k: v for k, v in PRESETS[self.preset].items() if k not in keep and getattr(self, k) == defaults[k]}
+        return replace(self, preset_applied=True, **chosen)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -323,6 +323,7 @@ class StopFlag:
 
 
 def _start_run(cfg: TrainConfig, run_dir: Path | None) -> tuple[TrainConfig, ModelConfig, ImageData, Path]:
+    cfg = cfg.with_preset()
     check_config(cfg)
     data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root)
     cfg, model_cfg = resolve(cfg, data)

@@ -43,7 +43,8 @@ def train_command(ctx, data, run_dir, resume, **params):
         kwargs = {"resume": resume, "steps": params["steps"] if "steps" in given else None, "device": params["device"] if "device" in given else None}
         cfg = TrainConfig()
     else:
-        cfg = TrainConfig(data=data, **dataclass_kwargs(TrainConfig, params))
+        given = {n for n in params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+        cfg = TrainConfig(data=data, **dataclass_kwargs(TrainConfig, params)).with_preset(keep=given)
         kwargs = {"run_dir": run_dir}
     try:
         out = train(cfg, **kwargs)
