@@ -296,6 +296,29 @@ class GANTrainer:
             self.augment_p = self.ada.p
 
 
+class LossWindow:
+    """Means of the step statistics since the last metrics line, and the speed over those steps."""
+
+    KEYS = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums, self.n, self.t = dict.fromkeys(self.KEYS, 0.0), 0, time.perf_counter()
+
+    def add(self, stats: StepStats) -> None:
+        for k in self.KEYS:
+            self.sums[k] += getattr(stats, k)
+        self.n += 1
+
+    def means(self, batch_size: int) -> dict:
+        row = {k: round(v / max(self.n, 1), 5) for k, v in self.sums.items()}
+        row["images_per_sec"] = round(self.n * batch_size / (time.perf_counter() - self.t), 2)
+        self.reset()
+        return row
+
+
 class StopFlag:
     """Turns the first Ctrl-C or SIGTERM into a request to checkpoint and stop between steps;
     a second one interrupts at once."""
@@ -419,7 +442,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
     t0 = time.perf_counter()
     if start_state is None:
         checkpoint(0)  # something to roll back to if the very first steps diverge
-    window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": t0}
+    window = LossWindow()
     bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, disable=quiet, file=sys.stderr,
                mininterval=0.2 if sys.stderr.isatty() else 30)
     try:
@@ -429,23 +452,17 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
                 if is_diverged(stats.loss_d, stats.loss_g):
                     step = roll_back(step + 1)
                     bar.n = step
-                    window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": time.perf_counter()}
+                    window.reset()
                     continue
                 step += 1
                 health.after_step(step, stats, trainer)
-                for k in ("loss_d", "loss_g", "d_real", "d_fake"):
-                    window[k] += getattr(stats, k)
-                window["n"] += 1
+                window.add(stats)
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    now = time.perf_counter()
-                    n = window.pop("n")
-                    row = {"step": step, **{k: round(window[k] / n, 5) for k in ("loss_d", "loss_g", "d_real", "d_fake")},
-                           "d_skipped": trainer.d_skipped, "augment_p": round(trainer.augment_p, 4), "images_per_sec": round(n * cfg.batch_size / (now - window["t"]), 2),
-                           "elapsed_s": round(elapsed_before + now - t0, 2), "kimg": round(step * cfg.batch_size / 1000, 3)}
+                    row = {"step": step, **window.means(cfg.batch_size), "d_skipped": trainer.d_skipped, "augment_p": round(trainer.augment_p, 4),
+                           "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 2), "kimg": round(step * cfg.batch_size / 1000, 3)}
                     log.metrics(row)
                     history.append(row)
                     bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", img_s=f"{row['images_per_sec']:.0f}", refresh=False)
-                    window = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0, "n": 0, "t": time.perf_counter()}
                 if cfg.eval_every and step % cfg.eval_every == 0:
                     history.append(health.evaluate(step, trainer))
                 if step % cfg.sample_every == 0 or step == cfg.steps:
