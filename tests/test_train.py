@@ -192,7 +192,7 @@ def test_divergence_rolls_back_with_lower_learning_rates(tmp_path, monkeypatch):
     assert state["step"] == 8 and state["rollbacks"] == 1 and state["lr_scale"] == 0.5
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5)
-    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5)
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.5)
     assert "rolled back to step 4" in (run / "log.txt").read_text()
     summary = json.loads((run / "summary.json").read_text())
     assert [e["kind"] for e in summary["health_events"]] == ["divergence"] and summary["rollbacks"] == 1
@@ -236,12 +236,12 @@ def test_auto_balance_acts_when_the_discriminator_wins(tmp_path):
     for step in range(1, 6):
         health.after_step(step, StepStats(0.01, 6.0, 0.99, 0.01, False), t)
     assert t.cfg.d_skip_below == 0.3
-    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(5e-5)
     assert "discriminator is winning" in (tmp_path / "log.txt").read_text()
     state = t.state()
     t2 = GANTrainer(tiny(), model, torch.device("cpu"))
     t2.load_state(state)
-    assert t2.cfg.d_skip_below == 0.3 and t2.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert t2.cfg.d_skip_below == 0.3 and t2.opt_d.param_groups[0]["lr"] == pytest.approx(5e-5)
 
 
 def test_recalibrated_batchnorm_matches_the_weights():

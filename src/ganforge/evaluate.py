@@ -39,7 +39,7 @@ def load_source(source: str | os.PathLike, n: int, size: int | None, seed: int =
     (folders need a size)."""
     from ganforge.checkpoint import load_generator
     from ganforge.data import load_folder, to_uint8
-    from ganforge.train import pick_device
+    from ganforge.devices import pick_device
 
     source = Path(source)
     if not source.exists():

@@ -7,7 +7,6 @@ Every loader in ganforge goes through `load_image`, so EXIF rotation, alpha, pal
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -63,6 +63,11 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.
         raise GanforgeError(f"{path} is not a readable image ({reason}).") from None
 
 
+def as_upright_rgb(img: Image.Image) -> Image.Image:
+    """An already-open PIL image treated as `load_image` treats a file: upright 8-bit RGB."""
+    return _normalise_mode(ImageOps.exif_transpose(img))
+
+
 def _normalise_mode(img: Image.Image) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         img = _to_8bit(img)
@@ -83,12 +88,5 @@ def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> Path:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise GanforgeError(f"{path}: unknown image extension; use .png, .jpg or .webp.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: img.save(f, format=fmt))
     return path

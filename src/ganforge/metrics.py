@@ -145,7 +145,7 @@ def build_extractor(name: str = "lite0", device: str | torch.device = "cpu", inc
     """`lite0`: pooled EfficientNet-Lite0 features (1280) at `lite0_size` px, offline.
     `inception`: the standard FID network's pool features (2048) at 299 px; downloaded once unless
     `inception_weights` names a local file; `pretrained=False` gives random weights (tests)."""
-    from ganforge.train import pick_device
+    from ganforge.devices import pick_device
 
     dev = pick_device(device) if isinstance(device, str) else device
     if name == "lite0":

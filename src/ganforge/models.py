@@ -17,10 +17,12 @@ ARCHS = ("dcgan", "mlp", "msg", "progressive")
 UPSAMPLES = ("transpose", "nearest")
 
 
-def default_width(size: int) -> int:
+def default_width(size: int, channels: int = 3) -> int:
     """Channels of the highest-resolution block: the DCGAN paper's 64, narrowed above 64 px so
-    the widest (8x) layers stay affordable on a laptop CPU."""
-    return {16: 64, 32: 64, 64: 64, 128: 32, 256: 16}[size]
+    the widest (8x) layers stay affordable on a laptop CPU, and halved for gray pictures, which
+    hold a third of the information (on the digits, 32 learns as well as 64 at a third of the cost)."""
+    width = {16: 64, 32: 64, 64: 64, 128: 32, 256: 16}[size]
+    return width // 2 if channels == 1 else width
 
 
 @dataclass

@@ -16,7 +16,7 @@ from ganforge.runlog import save_grid
 
 @torch.no_grad()
 def sample_images(source, n: int = 64, seed: int = 0, device: str = "auto", batch: int = 256) -> torch.Tensor:
-    from ganforge.train import pick_device
+    from ganforge.devices import pick_device
 
     generator, cfg, _ = load_generator(source)
     dev = pick_device(device)

@@ -26,6 +26,7 @@ from ganforge.augment import AdaptiveP, augment, parse_policy
 from ganforge.checkpoint import GENERATOR_FILE, latest_checkpoint, save_checkpoint, save_generator
 from ganforge.config import TrainConfig
 from ganforge.data import BatchSampler, ImageData, check_size, dataset_name, default_size, is_builtin, load_data, to_float
+from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.health import RunHealth
 from ganforge.metrics import is_diverged
@@ -45,20 +46,6 @@ class TrainingInterrupted(Exception):
         super().__init__(f"Stopped at step {step} ({signal.Signals(signum).name}); checkpoint saved. Continue with: ganforge train --resume {run_dir}")
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GanforgeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise GanforgeError("--device mps was asked for, but this machine has no Apple GPU available to PyTorch.")
-    return torch.device(name)
-
-
 def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig]:
     """Fill the 'auto' settings from the data and return the model's configuration."""
     size = data.size
@@ -68,8 +55,8 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
         cfg,
         size=size,
         channels=data.channels,
-        g_width=cfg.g_width or default_width(size),
-        d_width=cfg.d_width or default_width(size),
+        g_width=cfg.g_width or default_width(size, data.channels),
+        d_width=cfg.d_width or default_width(size, data.channels),
         flip=(not is_builtin(cfg.data)) if cfg.flip is None else cfg.flip,
     )
     if cfg.grow and cfg.grow_stage_steps is None:
