@@ -228,7 +228,7 @@ def test_hooks_fit_the_training_loop_through_its_callback(tmp_path):
             metrics.apply_actions(event.actions, trainer)
             seen.append((step, trainer.opt_d.param_groups[0]["lr"], trainer.cfg.d_skip_below))
 
-    train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4), run_dir=tmp_path / "r", quiet=True, callback=callback)
+    train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4, lr_d=2e-4), run_dir=tmp_path / "r", quiet=True, callback=callback)
     assert seen == [(2, pytest.approx(1e-4), 0.3), (4, pytest.approx(5e-5), 0.3)]
     restored = metrics.DiscriminatorMonitor(window=2)
     restored.load_state_dict(json.loads(json.dumps(monitor.state_dict())))
