@@ -24,3 +24,21 @@ def photo_folder(tmp_path):
         ext = [".jpg", ".PNG", ".webp", ".bmp", ".tif"][i % 5]
         img.save((folder if i % 2 else folder / "nested") / f"img{i}{ext}")
     return folder
+
+
+def run(*args):
+    """`ganforge ARGS...` in-process; returns click's Result (output holds stdout and stderr)."""
+    from click.testing import CliRunner
+
+    from ganforge.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, *fragments):
+    """A user's mistake: exit code 2 and one line starting `Error`, naming each fragment."""
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error"), result.output
+    for f in fragments:
+        assert f in lines[0], lines[0]

@@ -2,26 +2,14 @@ import pickle
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from ganforge.cli import cli
 from ganforge.config import TrainConfig
 from ganforge.train import train
 
-from conftest import make_photo
+from conftest import make_photo, one_line_error, run
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error"), result.output
-    for f in fragments:
-        assert f in lines[0]
 
 
 @pytest.fixture(scope="module")

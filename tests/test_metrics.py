@@ -11,31 +11,19 @@ import re
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
 from ganforge import metrics
-from ganforge.cli import cli
 from ganforge.config import TrainConfig
 from ganforge.data import load_data, to_float
 from ganforge.errors import GanforgeError
 from ganforge.models import ModelConfig, build_generator
 from ganforge.train import GANTrainer, train
 
-from conftest import make_photo
+from conftest import make_photo, one_line_error, run
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error"), result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 @pytest.fixture(autouse=True)
