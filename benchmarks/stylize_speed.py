@@ -16,14 +16,12 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `ganforge stylize` does; see style_cli.py
+import numpy as np
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from ganforge.backbones import build_backbone  # noqa: E402
-from ganforge.style import RECIPES, _Targets, _fit, _resize, _to_tensor, stylize  # noqa: E402
+from ganforge.backbones import build_backbone
+from ganforge.style import RECIPES, _Targets, _fit, _resize, _to_tensor, stylize
 
 
 def _inputs(args):

@@ -10,15 +10,6 @@ place (the function signature) and the CLI cannot drift from the Python API.
 
 from __future__ import annotations
 
-import os
-import sys
-
-if "torch" not in sys.modules:
-    # OpenMP worker threads otherwise spin while waiting for work; on a 2-core machine that is
-    # busy with anything else, that made each step 3-20x slower (measured: 0.94 s vs 0.36 s per
-    # 512-px step next to a training run). Must be set before torch loads; the user's value wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import inspect
 from pathlib import Path
 
