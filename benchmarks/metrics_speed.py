@@ -1,6 +1,7 @@
 """Seconds to compute KID and FID for 2,000 against 2,000 images at 64 px with lite0 features on the CPU.
 
-    OMP_NUM_THREADS=1 python benchmarks/metrics_speed.py          # --n 2000 --size 64 --threads 1
+    python benchmarks/metrics_speed.py              # --n 2000 --size 64, torch's thread count
+    python benchmarks/metrics_speed.py --threads 1  # one core
 
 The two image sets are random crops of real photographs (the shared benchmark images when
 present, plus scikit-image's samples), resized to 64 px and held in memory, so only the metric
@@ -38,9 +39,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's choice]")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from ganforge import metrics
 
