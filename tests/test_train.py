@@ -293,10 +293,10 @@ def test_grow_needs_the_convolutional_family(tmp_path):
 
 def test_preset_small_fills_defaults_but_not_explicit_choices():
     cfg = TrainConfig(preset="small").with_preset()
-    assert cfg.augment and cfg.ema and cfg.spectral_norm and cfg.augment_p == "1" and cfg.loss == "hinge"
-    assert cfg.with_preset(keep={"loss"}) == cfg  # applied once only
+    assert cfg.augment and cfg.ema and cfg.augment_p == "1" and cfg.g_width == cfg.d_width == 32
+    assert cfg.with_preset(keep={"g_width"}) == cfg  # applied once only
     assert TrainConfig(preset="small", augment_p="auto").with_preset().augment_p == "auto"
-    assert TrainConfig(preset="small").with_preset(keep={"loss"}).loss == "bce"  # `--loss bce` given on the command line
+    assert TrainConfig(preset="small").with_preset(keep={"g_width"}).g_width is None  # `--g-width` given on the command line
 
 
 def test_preset_from_the_cli(tmp_path):
@@ -305,7 +305,7 @@ def test_preset_from_the_cli(tmp_path):
     from ganforge.cli import cli
 
     common = ["--size", "16", "--g-width", "4", "--d-width", "4", "--batch-size", "16", "--steps", "1", "--no-collapse-check"]
-    r = CliRunner().invoke(cli, ["train", *common, "--preset", "small", "--loss", "bce", "--run-dir", str(tmp_path / "r")])
+    r = CliRunner().invoke(cli, ["train", *common, "--preset", "small", "--run-dir", str(tmp_path / "r")])
     assert r.exit_code == 0, r.output
     saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
-    assert saved["preset"] == "small" and saved["augment"] and saved["spectral_norm"] and saved["loss"] == "bce"
+    assert saved["preset"] == "small" and saved["augment"] and saved["ema"] and saved["g_width"] == 4  # the given width wins

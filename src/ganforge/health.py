@@ -28,7 +28,10 @@ class RunHealth:
         needs_features = cfg.eval_every > 0 or cfg.collapse_check
         extractor = build_extractor("lite0", device=device) if needs_features else None
         self.kid = KIDTracker(data.images, extractor, n=128, seed=cfg.seed) if cfg.eval_every > 0 else None
-        self.collapse = CollapseDetector(data.images, extractor, seed=cfg.seed) if cfg.collapse_check else None
+        # An EMA generator still carries its first weights for a few averaging windows, so its
+        # samples look alike for longer; warn about low variety only after that.
+        warmup = max(1000, int(3 / (1 - cfg.ema_decay))) if cfg.ema else 1000
+        self.collapse = CollapseDetector(data.images, extractor, warmup=warmup, seed=cfg.seed) if cfg.collapse_check else None
         self.best_kid = math.inf
         self.events: list[dict] = []
 
