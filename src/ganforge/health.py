@@ -33,10 +33,8 @@ class RunHealth:
         warmup = max(1000, int(3 / (1 - cfg.ema_decay))) if cfg.ema else 1000
         self.collapse = CollapseDetector(data.images, extractor, warmup=warmup, seed=cfg.seed) if cfg.collapse_check else None
         self.best_kid = math.inf
-        self.events: list[dict] = []
 
     def _event(self, row: dict) -> None:
-        self.events.append(row)
         self.log.warn(row["message"])
         self.log.metrics({"step": row["step"], "health": row})
 
@@ -66,7 +64,7 @@ class RunHealth:
         return row
 
     def state_dict(self) -> dict:
-        return {"monitor": self.monitor.state_dict(), "best_kid": self.best_kid, "events": len(self.events),
+        return {"monitor": self.monitor.state_dict(), "best_kid": self.best_kid,
                 "collapse_armed": bool(self.collapse and self.collapse.healthy_seen)}
 
     def load_state_dict(self, state: dict) -> None:

@@ -17,12 +17,11 @@ from ganforge.runlog import save_grid
 @torch.no_grad()
 def sample_images(source, n: int = 64, seed: int = 0, device: str = "auto", batch: int = 256) -> torch.Tensor:
     from ganforge.devices import pick_device
+    from ganforge.metrics import generate
 
     generator, cfg, _ = load_generator(source)
-    dev = pick_device(device)
-    generator.to(dev).eval()
     z = torch.randn(n, cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
-    return torch.cat([generator(z[i : i + batch].to(dev)).cpu() for i in range(0, n, batch)])
+    return generate(generator.to(pick_device(device)), z, batch)
 
 
 def write_grid(images: torch.Tensor, path: Path) -> Path:
