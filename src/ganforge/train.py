@@ -29,7 +29,7 @@ from ganforge.data import BatchSampler, ImageData, check_size, dataset_name, def
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.health import RunHealth
-from ganforge.metrics import is_diverged
+from ganforge.metrics import generate, is_diverged
 from ganforge.multiscale import grow_stage, grow_stages, pyramid
 from ganforge.models import ModelConfig, build_discriminator, build_generator, default_width, recalibrate_batchnorm
 from ganforge.runlog import RunLog, next_run_dir, save_grid
@@ -231,12 +231,7 @@ class GANTrainer:
 
     @torch.no_grad()
     def fixed_samples(self) -> torch.Tensor:
-        g = self.sampler_g
-        g.eval()
-        try:
-            images = g(self.fixed_noise).cpu()
-        finally:
-            g.train()
+        images = generate(self.sampler_g, self.fixed_noise)  # eval mode, restored after
         if images.shape[-1] < self.model_cfg.size:  # still growing: show it at full size
             images = F.interpolate(images, size=self.model_cfg.size, mode="nearest")
         return images
