@@ -167,6 +167,14 @@ def test_collapse_detector_fires_on_a_collapsed_generator_and_not_on_data(digits
     assert late.check(1000, collapsed).message  # never diverse, past warm-up: warn
 
 
+def test_collapse_detector_compares_growing_samples_with_data_as_coarse(digits, extractor):
+    detector = metrics.CollapseDetector(digits.images, extractor, n=64, warmup=0, seed=0)
+    real = to_float(digits.images[-64:])
+    coarse = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(real, 4), scale_factor=4, mode="nearest")  # a 4-px stage, shown at 16 px
+    as_is, at_stage = detector.check(10, coarse), detector.check(10, coarse, resolution=4)
+    assert at_stage.ratio > as_is.ratio and 0.8 < at_stage.ratio < 1.25 and not at_stage.collapsed
+
+
 def test_kid_tracker_is_repeatable_and_restores_train_mode(digits, extractor):
     tracker = metrics.KIDTracker(digits.images, extractor, n=64, seed=0)
     torch.manual_seed(0)

@@ -276,12 +276,39 @@ def test_high_resolution_architectures_train_and_sample(tmp_path, extra):
     run = train(tiny(size=32, steps=6, sample_every=3, **extra), run_dir=tmp_path / "r", quiet=True)
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["arch"] == {"arch": "msg", "grow": "progressive"}[next(iter(extra))]
+    assert config["model"]["upsample"] == config["train"]["upsample"] == "nearest"  # as in both papers; transposed convs left a checkerboard
     g, cfg, _ = load_generator(run / "generator.safetensors")
     with torch.no_grad():
         assert g(torch.randn(2, cfg.latent_dim)).shape == (2, 1, 32, 32)
     from PIL import Image
 
     assert Image.open(run / "samples" / "step-000003.png").size == Image.open(run / "samples" / "step-000006.png").size
+
+
+def test_ema_restarts_short_at_every_growing_stage():
+    model = ModelConfig(arch="progressive", size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
+    t = GANTrainer(tiny(grow=True, ema=True, ema_decay=0.99, grow_stage_steps=100), model, torch.device("cpu"))
+    assert t.ema_decay_at(0) == pytest.approx(0.1) and t.ema_decay_at(99) == pytest.approx(100 / 109)
+    assert t.ema_decay_at(100) == pytest.approx(0.1)  # 16 px joins: the average starts over
+    assert t.ema_decay_at(10_000) == 0.99  # the last stage runs on, up to --ema-decay
+    flat = GANTrainer(tiny(ema=True, ema_decay=0.99), ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8), torch.device("cpu"))
+    assert flat.ema_decay_at(0) == 0.99
+    real = torch.randint(0, 256, (16, 1, 16, 16), dtype=torch.uint8)
+    t.step(real, 0)
+    before = [p.detach().clone() for p in t.ema.module.parameters()]
+    t.step(real, 1)  # the average moves towards G by 1 - the decay of that step
+    for avg, old, new in zip(t.ema.module.parameters(), before, t.G.parameters()):
+        torch.testing.assert_close(avg, torch.lerp(old, new.detach(), 1 - t.ema_decay_at(1)))
+
+
+def test_upsampling_defaults_by_architecture():
+    from ganforge.data import load_data
+    from ganforge.train import resolve
+
+    data = load_data("digits", size=16)
+    assert resolve(tiny(), data)[1].upsample == "transpose"
+    assert resolve(tiny(arch="msg"), data)[1].upsample == "nearest"
+    assert resolve(tiny(grow=True, upsample="transpose"), data)[1].upsample == "transpose"  # a choice given wins
 
 
 def test_grow_needs_the_convolutional_family(tmp_path):
@@ -293,7 +320,7 @@ def test_grow_needs_the_convolutional_family(tmp_path):
 
 def test_preset_small_fills_defaults_but_not_explicit_choices():
     cfg = TrainConfig(preset="small").with_preset()
-    assert cfg.augment and cfg.ema and cfg.augment_p == "1" and cfg.g_width == cfg.d_width == 32
+    assert cfg.augment and cfg.ema and cfg.augment_p == "1" and cfg.g_width == cfg.d_width == 32 and cfg.batch_size == 16 and cfg.ema_decay == 0.9975
     assert cfg.with_preset(keep={"g_width"}) == cfg  # applied once only
     assert TrainConfig(preset="small", augment_p="auto").with_preset().augment_p == "auto"
     assert TrainConfig(preset="small").with_preset(keep={"g_width"}).g_width is None  # `--g-width` given on the command line

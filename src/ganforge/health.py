@@ -44,10 +44,10 @@ class RunHealth:
             apply_actions(event.actions, trainer)
             self._event(event.to_dict())
 
-    def after_samples(self, step: int, samples: torch.Tensor) -> None:
+    def after_samples(self, step: int, samples: torch.Tensor, resolution: int | None = None) -> None:
         if self.collapse is None:
             return
-        check = self.collapse.check(step, samples)
+        check = self.collapse.check(step, samples, resolution)
         self.log.metrics({"step": step, "diversity_ratio": check.ratio})
         if check.message:
             self._event({"step": step, "kind": "mode_collapse", "message": check.message, "actions": []})

@@ -399,14 +399,27 @@ class CollapseDetector:
     def __init__(self, real_images: Tensor, extractor: FeatureExtractor, n: int = 64, threshold: float = 0.4,
                  warmup: int = 1000, seed: int = 0):
         self.extractor, self.threshold, self.warmup = extractor, threshold, warmup
-        self.real_diversity = mean_pairwise_distance(extractor(_fixed_real_subset(real_images, n, seed)))
+        self._real = _fixed_real_subset(real_images, n, seed)
+        self.real_diversity = mean_pairwise_distance(extractor(self._real))
+        self._real_diversity_at = {self._real.shape[-1]: self.real_diversity}
         self.healthy_seen = False
         self._warned = False
 
-    def check(self, step: int, images: Tensor) -> CollapseCheck:
-        """`images`: the fixed sample batch, (N, C, H, W) in [-1, 1] (or uint8)."""
+    def _diversity_of_data_at(self, resolution: int) -> float:
+        """The real images' diversity when made as coarse as samples from a generator still growing
+        at `resolution` (area-downsampled, then nearest-upsampled back): blurred pictures are less
+        diverse in feature space, and comparing them with sharp ones would cry collapse."""
+        if resolution not in self._real_diversity_at:
+            real = self._real.float() / 127.5 - 1 if self._real.dtype == torch.uint8 else self._real
+            coarse = F.interpolate(F.adaptive_avg_pool2d(real, resolution), size=real.shape[-1], mode="nearest")
+            self._real_diversity_at[resolution] = mean_pairwise_distance(self.extractor(coarse))
+        return self._real_diversity_at[resolution]
+
+    def check(self, step: int, images: Tensor, resolution: int | None = None) -> CollapseCheck:
+        """`images`: the fixed sample batch, (N, C, H, W) in [-1, 1] (or uint8); `resolution`: the
+        size the generator made them at, when smaller (progressive growing)."""
         diversity = mean_pairwise_distance(self.extractor(images))
-        ratio = diversity / max(self.real_diversity, 1e-12)
+        ratio = diversity / max(self._diversity_of_data_at(resolution or self._real.shape[-1]), 1e-12)
         collapsed = ratio < self.threshold
         message = None
         if not collapsed:

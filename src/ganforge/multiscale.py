@@ -142,12 +142,16 @@ class ProgressiveDiscriminator(nn.Module):
 
 def grow_stage(step: int, size: int, steps_per_stage: int) -> tuple[int, float]:
     """(resolution, alpha) at `step`: 8 px first, then each doubling fades in over half a stage."""
-    stages = int(math.log2(size // GROW_START)) + 1
-    stage = min(step // steps_per_stage, stages - 1)
+    stage = stage_start(step, size, steps_per_stage) // steps_per_stage
     resolution = GROW_START * 2**stage
     into = step - stage * steps_per_stage
     alpha = 1.0 if stage == 0 else min(1.0, into / max(1, steps_per_stage // 2))
     return resolution, alpha
+
+
+def stage_start(step: int, size: int, steps_per_stage: int) -> int:
+    """The step at which the growing stage that `step` falls in began."""
+    return min(step // steps_per_stage, grow_stages(size) - 1) * steps_per_stage
 
 
 def grow_stages(size: int) -> int:

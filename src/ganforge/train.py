@@ -30,7 +30,7 @@ from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.health import RunHealth
 from ganforge.metrics import generate, is_diverged
-from ganforge.multiscale import grow_stage, grow_stages, pyramid
+from ganforge.multiscale import grow_stage, grow_stages, pyramid, stage_start
 from ganforge.models import ModelConfig, build_discriminator, build_generator, default_width, recalibrate_batchnorm
 from ganforge.runlog import RunLog, next_run_dir, save_grid
 
@@ -58,6 +58,9 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
         g_width=cfg.g_width or default_width(size, data.channels),
         d_width=cfg.d_width or default_width(size, data.channels),
         flip=(not is_builtin(cfg.data)) if cfg.flip is None else cfg.flip,
+        # Both papers upsample with nearest + conv; a growing generator built from transposed
+        # convolutions showed a checkerboard from 32 px on, still there after 1,000 steps at 128 px.
+        upsample=cfg.upsample or ("nearest" if cfg.grow or cfg.arch == "msg" else "transpose"),
     )
     if cfg.grow and cfg.grow_stage_steps is None:
         cfg = replace(cfg, grow_stage_steps=max(1, cfg.steps // grow_stages(size)))
@@ -129,7 +132,8 @@ class GANTrainer:
         if cfg.ema:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-            self.ema = AveragedModel(self.G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+            self.ema_decay = cfg.ema_decay  # set per step by ema_decay_at
+            self.ema = AveragedModel(self.G, multi_avg_fn=lambda avg, cur, n: get_ema_multi_avg_fn(self.ema_decay)(avg, cur, n), use_buffers=True)
         self.policy = parse_policy(cfg.augment_policy) if cfg.augment else ()
         self.ada = AdaptiveP() if cfg.augment and cfg.augment_p == "auto" else None
         self.augment_p = 0.0 if not cfg.augment else (self.ada.p if self.ada else float(cfg.augment_p))
@@ -141,6 +145,16 @@ class GANTrainer:
             stage = grow_stage(step, self.model_cfg.size, self.cfg.grow_stage_steps)
             for net in (self.G, self.D, *([self.ema.module] if self.ema is not None else [])):
                 net.set_stage(*stage)
+
+    def ema_decay_at(self, step: int) -> float:
+        """--ema-decay, except while growing: each stage's new block starts from its initial
+        weights, and a long average blends those into the samples (washed-out, blocky pictures for
+        hundreds of steps after every fade-in). So the average restarts short at every stage and
+        lengthens as the stage goes on, with TensorFlow's ExponentialMovingAverage ramp."""
+        if not self.progressive:
+            return self.cfg.ema_decay
+        into = step - stage_start(step, self.model_cfg.size, self.cfg.grow_stage_steps)
+        return min(self.cfg.ema_decay, (1 + into) / (10 + into))
 
     def _real_input(self, real: torch.Tensor):
         """What D sees of a real batch: a pyramid (MSG-GAN), the growing resolution, or as is."""
@@ -223,6 +237,7 @@ class GANTrainer:
         self.opt_g.step()
         self.D.requires_grad_(True)
         if self.ema is not None:
+            self.ema_decay = self.ema_decay_at(step)
             self.ema.update_parameters(self.G)
 
         with torch.no_grad():
@@ -390,7 +405,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
         if step >= cfg.steps:
             raise GanforgeError(f"{run_dir} already reached step {step}; pass a larger --steps to continue it.")
     else:
-        log.info(f"Training {cfg.arch} at {cfg.size}px on {data.name} ({len(data)} images, {data.channels} channel(s)) on {dev.type}.")
+        log.info(f"Training {cfg.arch}{' grown from 8px' if cfg.grow else ''} at {cfg.size}px on {data.name} ({len(data)} images, {data.channels} channel(s)) on {dev.type}.")
 
     health = RunHealth(cfg, model_cfg, data, log, run_dir, dev)
     if start_state is not None and "health" in start_state:
@@ -450,7 +465,7 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
                 if step % cfg.sample_every == 0 or step == cfg.steps:
                     samples = trainer.fixed_samples()
                     save_grid(samples, run_dir / "samples" / f"step-{step:06d}.png")
-                    health.after_samples(step, samples)
+                    health.after_samples(step, samples, resolution=getattr(trainer.G, "resolution", None))
                     log.plot_losses(history)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     checkpoint(step)
