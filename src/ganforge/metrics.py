@@ -400,8 +400,7 @@ class CollapseDetector:
                  warmup: int = 1000, seed: int = 0):
         self.extractor, self.threshold, self.warmup = extractor, threshold, warmup
         self._real = _fixed_real_subset(real_images, n, seed)
-        self.real_diversity = mean_pairwise_distance(extractor(self._real))
-        self._real_diversity_at = {self._real.shape[-1]: self.real_diversity}
+        self._real_diversity_at = {self._real.shape[-1]: mean_pairwise_distance(extractor(self._real))}  # by resolution
         self.healthy_seen = False
         self._warned = False
 
@@ -410,7 +409,9 @@ class CollapseDetector:
         at `resolution` (area-downsampled, then nearest-upsampled back): blurred pictures are less
         diverse in feature space, and comparing them with sharp ones would cry collapse."""
         if resolution not in self._real_diversity_at:
-            real = self._real.float() / 127.5 - 1 if self._real.dtype == torch.uint8 else self._real
+            from ganforge.data import to_float
+
+            real = to_float(self._real) if self._real.dtype == torch.uint8 else self._real
             coarse = F.interpolate(F.adaptive_avg_pool2d(real, resolution), size=real.shape[-1], mode="nearest")
             self._real_diversity_at[resolution] = mean_pairwise_distance(self.extractor(coarse))
         return self._real_diversity_at[resolution]

@@ -142,9 +142,9 @@ class ProgressiveDiscriminator(nn.Module):
 
 def grow_stage(step: int, size: int, steps_per_stage: int) -> tuple[int, float]:
     """(resolution, alpha) at `step`: 8 px first, then each doubling fades in over half a stage."""
-    stage = stage_start(step, size, steps_per_stage) // steps_per_stage
+    start = stage_start(step, size, steps_per_stage)
+    stage, into = start // steps_per_stage, step - start
     resolution = GROW_START * 2**stage
-    into = step - stage * steps_per_stage
     alpha = 1.0 if stage == 0 else min(1.0, into / max(1, steps_per_stage // 2))
     return resolution, alpha
 
