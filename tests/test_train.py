@@ -91,7 +91,7 @@ def _weights(run: Path) -> dict:
     dict(flip=True, label_smoothing=0.1),
     dict(augment=True, augment_p="auto", ema=True, ema_decay=0.9, r1=1.0, spectral_norm=True, loss="hinge"),
     dict(arch="msg", augment=True, r1=1.0),
-    dict(grow=True, ema=True, ema_decay=0.9, size=32),
+    dict(grow=True, ema=True, ema_decay=0.9, size=32, g_norm="pixel"),
 ], ids=["plain", "stabilised", "msg", "grow"])
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
     cfg = tiny(steps=9, checkpoint_every=4, log_every=3, **extra)
@@ -309,6 +309,18 @@ def test_upsampling_defaults_by_architecture():
     assert resolve(tiny(), data)[1].upsample == "transpose"
     assert resolve(tiny(arch="msg"), data)[1].upsample == "nearest"
     assert resolve(tiny(grow=True, upsample="transpose"), data)[1].upsample == "transpose"  # a choice given wins
+
+
+def test_pixel_norm_gives_every_pixel_unit_rms_and_no_batchnorm():
+    from ganforge.models import PixelNorm
+
+    x = torch.randn(3, 8, 5, 5) * torch.rand(3, 1, 5, 5) * 10
+    torch.testing.assert_close(PixelNorm()(x).pow(2).mean(1), torch.ones(3, 5, 5))
+    for arch in ("dcgan", "msg", "progressive"):
+        g = build_generator(ModelConfig(arch=arch, size=32, channels=3, latent_dim=8, g_width=4, g_norm="pixel"))
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())
+        z = torch.randn(4, 8)
+        torch.testing.assert_close(g.train()(z[:1]), g(z)[:1])  # even in training, a sample does not depend on its batch
 
 
 def test_grow_needs_the_convolutional_family(tmp_path):

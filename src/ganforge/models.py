@@ -34,6 +34,7 @@ class ModelConfig:
     g_width: int = 64
     d_width: int = 64
     upsample: str = "transpose"
+    g_norm: str = "batch"  # convolutional generators: batch (BatchNorm) or pixel (PixelNorm)
     spectral_norm: bool = False  # discriminator only
 
     def to_dict(self) -> dict:
@@ -57,6 +58,18 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+class PixelNorm(nn.Module):
+    """Scales each pixel's feature vector to unit root-mean-square (Karras et al. 2018), so that,
+    unlike BatchNorm, no sample depends on the rest of its batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-8)  # (B, C, H, W)
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    return PixelNorm() if kind == "pixel" else nn.BatchNorm2d(channels)
+
+
 def _width(base: int, size: int, res: int) -> int:
     """Channels at resolution `res`: `base` at size/2, doubling per halving, capped at 8x."""
     return base * min(8, (size // 2) // res)
@@ -68,12 +81,13 @@ class DCGANGenerator(nn.Module):
         self.cfg = cfg
         c4 = _width(cfg.g_width, cfg.size, 4)
         # The projection: a dense layer to a 4x4 feature map (the first "transposed conv" of DCGAN).
-        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, c4 * 16, bias=False), nn.Unflatten(1, (c4, 4, 4)), nn.BatchNorm2d(c4), nn.ReLU(True))
+        bias = cfg.g_norm == "pixel"  # BatchNorm brings its own shift; PixelNorm has none
+        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, c4 * 16, bias=bias), nn.Unflatten(1, (c4, 4, 4)), norm_layer(cfg.g_norm, c4), nn.ReLU(True))
         blocks, res, c_in = [], 4, c4
         while res * 2 < cfg.size:
             res *= 2
             c_out = _width(cfg.g_width, cfg.size, res)
-            blocks += [self._up(c_in, c_out, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            blocks += [self._up(c_in, c_out, bias=bias), norm_layer(cfg.g_norm, c_out), nn.ReLU(True)]
             c_in = c_out
         blocks += [self._up(c_in, cfg.channels, bias=True), nn.Tanh()]
         self.blocks = nn.Sequential(*blocks)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganforge.models import norm_layer
+
 GROW_START = 8  # the first resolution progressive growing trains at
 
 
@@ -43,14 +45,15 @@ class MultiScaleGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = widths(cfg.g_width, cfg.size)
-        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, w[4] * 16, bias=False), nn.Unflatten(1, (w[4], 4, 4)), nn.BatchNorm2d(w[4]), nn.ReLU(True))
+        bias = cfg.g_norm == "pixel"  # BatchNorm brings its own shift; PixelNorm has none
+        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, w[4] * 16, bias=bias), nn.Unflatten(1, (w[4], 4, 4)), norm_layer(cfg.g_norm, w[4]), nn.ReLU(True))
         self.blocks = nn.ModuleDict()
         self.to_rgb = nn.ModuleDict({"4": nn.Conv2d(w[4], cfg.channels, 1)})
         for res in list(w)[1:]:
-            up = (nn.ConvTranspose2d(w[res // 2], w[res], 4, 2, 1, bias=False) if cfg.upsample == "transpose"
-                  else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w[res // 2], w[res], 3, 1, 1, bias=False)))
-            self.blocks[str(res)] = nn.Sequential(up, nn.BatchNorm2d(w[res]), nn.ReLU(True),
-                                                  nn.Conv2d(w[res], w[res], 3, 1, 1, bias=False), nn.BatchNorm2d(w[res]), nn.ReLU(True))
+            up = (nn.ConvTranspose2d(w[res // 2], w[res], 4, 2, 1, bias=bias) if cfg.upsample == "transpose"
+                  else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w[res // 2], w[res], 3, 1, 1, bias=bias)))
+            self.blocks[str(res)] = nn.Sequential(up, norm_layer(cfg.g_norm, w[res]), nn.ReLU(True),
+                                                  nn.Conv2d(w[res], w[res], 3, 1, 1, bias=bias), norm_layer(cfg.g_norm, w[res]), nn.ReLU(True))
             self.to_rgb[str(res)] = nn.Conv2d(w[res], cfg.channels, 1)
         self.resolution, self.alpha = cfg.size, 1.0  # the growing stage; full size when done
 
