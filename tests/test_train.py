@@ -333,6 +333,7 @@ def test_grow_needs_the_convolutional_family(tmp_path):
 def test_preset_small_fills_defaults_but_not_explicit_choices():
     cfg = TrainConfig(preset="small").with_preset()
     assert cfg.augment and cfg.ema and cfg.augment_p == "1" and cfg.g_width == cfg.d_width == 32 and cfg.batch_size == 16 and cfg.ema_decay == 0.9975
+    assert cfg.lr_d == cfg.lr_g == 2e-4 and cfg.augment_policy == "color,translation"
     assert cfg.with_preset(keep={"g_width"}) == cfg  # applied once only
     assert TrainConfig(preset="small", augment_p="auto").with_preset().augment_p == "auto"
     assert TrainConfig(preset="small").with_preset(keep={"g_width"}).g_width is None  # `--g-width` given on the command line
@@ -348,3 +349,8 @@ def test_preset_from_the_cli(tmp_path):
     assert r.exit_code == 0, r.output
     saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
     assert saved["preset"] == "small" and saved["augment"] and saved["ema"] and saved["g_width"] == 4  # the given width wins
+    r = CliRunner().invoke(cli, ["train", *common, "--arch", "msg", "--g-norm", "pixel", "--run-dir", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["model"]["g_norm"] == "pixel"
+    r = CliRunner().invoke(cli, ["train", *common, "--g-norm", "layer", "--run-dir", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "'layer' is not one of 'batch', 'pixel'" in r.output and not (tmp_path / "bad").exists()
