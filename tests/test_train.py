@@ -90,7 +90,7 @@ def _weights(run: Path) -> dict:
 @pytest.mark.parametrize("extra", [
     dict(flip=True, label_smoothing=0.1),
     dict(augment=True, augment_p="auto", ema=True, ema_decay=0.9, r1=1.0, spectral_norm=True, loss="hinge"),
-    dict(arch="msg", augment=True, r1=1.0),
+    dict(arch="msg", augment=True, r1=1.0, d_blur=True),
     dict(grow=True, ema=True, ema_decay=0.9, size=32, g_norm="pixel"),
 ], ids=["plain", "stabilised", "msg", "grow"])
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
@@ -311,6 +311,41 @@ def test_upsampling_defaults_by_architecture():
     assert resolve(tiny(grow=True, upsample="transpose"), data)[1].upsample == "transpose"  # a choice given wins
 
 
+def test_blur_is_the_binomial_filter_and_cancels_the_finest_checkerboard():
+    from ganforge.models import Blur
+
+    impulse = torch.zeros(1, 1, 5, 5)
+    impulse[0, 0, 2, 2] = 1
+    k = torch.tensor([1.0, 2.0, 1.0])
+    torch.testing.assert_close(Blur()(impulse)[0, 0], torch.nn.functional.pad(torch.outer(k, k) / 16, (1, 1, 1, 1)))
+    checker = (torch.arange(8)[:, None] + torch.arange(8)).remainder(2).float().mul(2).sub(1).expand(2, 3, 8, 8)  # +-1, period 2
+    torch.testing.assert_close(Blur()(checker), torch.zeros(2, 3, 8, 8))  # what a stride-2 grid would alias
+
+
+def test_discriminator_blur_is_asked_for_and_adds_no_weights():
+    from ganforge.data import load_data
+    from ganforge.models import Blur
+    from ganforge.train import resolve
+
+    data = load_data("digits", size=16)
+    assert not any(resolve(tiny(**kw), data)[1].d_blur for kw in (dict(), dict(arch="msg"), dict(grow=True)))
+    assert resolve(tiny(grow=True, d_blur=True), data)[1].d_blur
+    for arch in ("dcgan", "msg", "progressive"):
+        plain, blurred = (build_discriminator(ModelConfig(arch=arch, size=32, channels=3, d_width=4, d_blur=b)) for b in (False, True))
+        strided = [m for m in plain.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+        assert sum(isinstance(m, Blur) for m in blurred.modules()) == len(strided) > 0  # one before each strided conv
+        assert sum(p.numel() for p in blurred.parameters()) == sum(p.numel() for p in plain.parameters())
+
+
+def test_a_run_from_before_the_blur_resumes_without_it(tmp_path):
+    run = train(tiny(arch="msg", d_blur=False, steps=2), run_dir=tmp_path / "r", quiet=True)
+    config = json.loads((run / "config.json").read_text())
+    del config["train"]["d_blur"], config["model"]["d_blur"]  # as written before the option existed: no blur
+    (run / "config.json").write_text(json.dumps(config))
+    train(TrainConfig(), resume=run, steps=3, quiet=True)
+    assert list_checkpoints(run)[-1][0] == 3
+
+
 def test_pixel_norm_gives_every_pixel_unit_rms_and_no_batchnorm():
     from ganforge.models import PixelNorm
 
@@ -349,8 +384,9 @@ def test_preset_from_the_cli(tmp_path):
     assert r.exit_code == 0, r.output
     saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
     assert saved["preset"] == "small" and saved["augment"] and saved["ema"] and saved["g_width"] == 4  # the given width wins
-    r = CliRunner().invoke(cli, ["train", *common, "--arch", "msg", "--g-norm", "pixel", "--run-dir", str(tmp_path / "p")])
+    r = CliRunner().invoke(cli, ["train", *common, "--arch", "msg", "--g-norm", "pixel", "--d-blur", "--run-dir", str(tmp_path / "p")])
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "p" / "config.json").read_text())["model"]["g_norm"] == "pixel"
+    model = json.loads((tmp_path / "p" / "config.json").read_text())["model"]
+    assert model["g_norm"] == "pixel" and model["d_blur"] is True
     r = CliRunner().invoke(cli, ["train", *common, "--g-norm", "layer", "--run-dir", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "'layer' is not one of 'batch', 'pixel'" in r.output and not (tmp_path / "bad").exists()

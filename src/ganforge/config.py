@@ -44,6 +44,7 @@ class TrainConfig:
     preset: str | None = opt(None, "A tested combination of the settings below: small = augmentation, EMA, half-width networks, batches of 16, equal learning rates (for folders of 100 to 2,000 pictures); options you give yourself win.", choices=("small",))
     preset_applied: bool = opt(False, "Whether the preset's values have been filled in.", cli=False)
     loss: str = opt("bce", "Adversarial loss: bce (non-saturating) or hinge.", choices=("bce", "hinge"))
+    d_blur: bool = opt(False, "Blur before each of the discriminator's strided convolutions (anti-aliasing, as in StyleGAN2); it removes the lattice of dots that msg and --grow draw early on, but D no longer sees the finest detail and G fills it with stripes (see the README).")
     spectral_norm: bool = opt(False, "Spectral normalisation on the discriminator's layers (replaces its BatchNorm).")
     r1: float = opt(0.0, "R1 gradient penalty weight (gamma) on real images (0 = off).")
     ema: bool = opt(False, "Sample from an exponential moving average of the generator's weights.")

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+from torchvision.transforms.v2.functional import gaussian_blur
 
 ARCHS = ("dcgan", "mlp", "msg", "progressive")
 UPSAMPLES = ("transpose", "nearest")
@@ -36,6 +37,7 @@ class ModelConfig:
     upsample: str = "transpose"
     g_norm: str = "batch"  # convolutional generators: batch (BatchNorm) or pixel (PixelNorm)
     spectral_norm: bool = False  # discriminator only
+    d_blur: bool = False  # blur before D's strided convs; files written before it existed had none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +72,31 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     return PixelNorm() if kind == "pixel" else nn.BatchNorm2d(channels)
 
 
+class Blur(nn.Module):
+    """A [1, 2, 1] x [1, 2, 1] / 16 low-pass filter, as StyleGAN2 applies before downsampling.
+
+    A strided convolution samples every other pixel: detail finer than the new grid folds into it
+    (aliasing), and the gradient it hands back to the generator is patterned on the same grid. It
+    cancels the finest checkerboard completely, so a discriminator that blurs before every stride
+    cannot see it, and its generator is free to draw it (measured in the README).
+    """
+
+    SIGMA = math.sqrt(0.5 / math.log(2))  # torchvision's 3-tap Gaussian with this sigma is [1, 2, 1] / 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(x, [3, 3], [self.SIGMA, self.SIGMA])
+
+
+def maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
+def strided_conv(c_in: int, c_out: int, bias: bool, sn: bool, blur: bool) -> nn.Module:
+    """The discriminator's downsampling step: a 4x4 convolution of stride 2, optionally blurred first."""
+    conv = maybe_sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=bias), sn)
+    return nn.Sequential(Blur(), conv) if blur else conv
+
+
 def _width(base: int, size: int, res: int) -> int:
     """Channels at resolution `res`: `base` at size/2, doubling per halving, capped at 8x."""
     return base * min(8, (size // 2) // res)
@@ -101,10 +128,6 @@ class DCGANGenerator(nn.Module):
         return self.blocks(self.project(z))  # (B, C, H, W) in [-1, 1]
 
 
-def _sn(layer: nn.Module, on: bool) -> nn.Module:
-    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
-
-
 class DCGANDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -112,12 +135,12 @@ class DCGANDiscriminator(nn.Module):
         while res > 4:
             res //= 2
             c_out = _width(cfg.d_width, cfg.size, res)
-            layers.append(_sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.spectral_norm), cfg.spectral_norm))
+            layers.append(strided_conv(c_in, c_out, bias=cfg.spectral_norm, sn=cfg.spectral_norm, blur=cfg.d_blur))
             if c_in != cfg.channels and not cfg.spectral_norm:  # no BatchNorm on the first block, as in DCGAN
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             c_in = c_out
-        layers += [_sn(nn.Conv2d(c_in, 1, 4, 1, 0), cfg.spectral_norm), nn.Flatten(0)]  # 4x4 -> one logit
+        layers += [maybe_sn(nn.Conv2d(c_in, 1, 4, 1, 0), cfg.spectral_norm), nn.Flatten(0)]  # 4x4 -> one logit
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,9 +170,9 @@ class MLPDiscriminator(nn.Module):
         sn = cfg.spectral_norm
         self.net = nn.Sequential(
             nn.Flatten(),
-            _sn(nn.Linear(n_in, cfg.d_width * 8), sn), nn.LeakyReLU(0.2, inplace=True),
-            _sn(nn.Linear(cfg.d_width * 8, cfg.d_width * 4), sn), nn.LeakyReLU(0.2, inplace=True),
-            _sn(nn.Linear(cfg.d_width * 4, 1), sn), nn.Flatten(0),
+            maybe_sn(nn.Linear(n_in, cfg.d_width * 8), sn), nn.LeakyReLU(0.2, inplace=True),
+            maybe_sn(nn.Linear(cfg.d_width * 8, cfg.d_width * 4), sn), nn.LeakyReLU(0.2, inplace=True),
+            maybe_sn(nn.Linear(cfg.d_width * 4, 1), sn), nn.Flatten(0),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

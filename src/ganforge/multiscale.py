@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.models import norm_layer
+from ganforge.models import maybe_sn, norm_layer, strided_conv
 
 GROW_START = 8  # the first resolution progressive growing trains at
 
@@ -31,10 +31,6 @@ def pyramid(x: torch.Tensor, lowest: int = 4) -> list[torch.Tensor]:
     while out[-1].shape[-1] > lowest:
         out.append(F.avg_pool2d(out[-1], 2))
     return out[::-1]
-
-
-def _sn(layer: nn.Module, on: bool) -> nn.Module:
-    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
 
 
 class MultiScaleGenerator(nn.Module):
@@ -88,15 +84,15 @@ class MSGDiscriminator(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         w, c, sn = widths(cfg.d_width, cfg.size), cfg.channels, cfg.spectral_norm
-        self.from_rgb = nn.Sequential(_sn(nn.Conv2d(c, w[cfg.size], 1), sn), nn.LeakyReLU(0.2, True))
+        self.from_rgb = nn.Sequential(maybe_sn(nn.Conv2d(c, w[cfg.size], 1), sn), nn.LeakyReLU(0.2, True))
         self.blocks = nn.ModuleDict()
         for res in list(w)[::-1][:-1]:  # size, ..., 8: each halves
             c_in = w[res] + (c if res < cfg.size else 0)
-            layers = [_sn(nn.Conv2d(c_in, w[res // 2], 4, 2, 1, bias=sn), sn)]
+            layers = [strided_conv(c_in, w[res // 2], bias=sn, sn=sn, blur=cfg.d_blur)]
             if not sn:
                 layers.append(nn.BatchNorm2d(w[res // 2]))
             self.blocks[str(res)] = nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
-        self.final = nn.Sequential(_sn(nn.Conv2d(w[4] + c, 1, 4, 1, 0), sn), nn.Flatten(0))
+        self.final = nn.Sequential(maybe_sn(nn.Conv2d(w[4] + c, 1, 4, 1, 0), sn), nn.Flatten(0))
 
     def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
         by_res = {x.shape[-1]: x for x in images}
@@ -118,14 +114,14 @@ class ProgressiveDiscriminator(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         w, c, sn = widths(cfg.d_width, cfg.size), cfg.channels, cfg.spectral_norm
-        self.from_rgb = nn.ModuleDict({str(r): nn.Sequential(_sn(nn.Conv2d(c, w[r], 1), sn), nn.LeakyReLU(0.2, True)) for r in w if r >= GROW_START})
+        self.from_rgb = nn.ModuleDict({str(r): nn.Sequential(maybe_sn(nn.Conv2d(c, w[r], 1), sn), nn.LeakyReLU(0.2, True)) for r in w if r >= GROW_START})
         self.blocks = nn.ModuleDict()
         for res in [r for r in w if r >= GROW_START]:
-            layers = [_sn(nn.Conv2d(w[res], w[res // 2], 4, 2, 1, bias=sn), sn)]
+            layers = [strided_conv(w[res], w[res // 2], bias=sn, sn=sn, blur=cfg.d_blur)]
             if not sn:
                 layers.append(nn.BatchNorm2d(w[res // 2]))
             self.blocks[str(res)] = nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
-        self.final = nn.Sequential(_sn(nn.Conv2d(w[4], 1, 4, 1, 0), sn), nn.Flatten(0))
+        self.final = nn.Sequential(maybe_sn(nn.Conv2d(w[4], 1, 4, 1, 0), sn), nn.Flatten(0))
         self.alpha = 1.0
 
     def set_stage(self, resolution: int, alpha: float) -> None:

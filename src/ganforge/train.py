@@ -65,7 +65,7 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
     if cfg.grow and cfg.grow_stage_steps is None:
         cfg = replace(cfg, grow_stage_steps=max(1, cfg.steps // grow_stages(size)))
     model = ModelConfig(arch="progressive" if cfg.grow else cfg.arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width,
-                        d_width=cfg.d_width, upsample=cfg.upsample, g_norm=cfg.g_norm, spectral_norm=cfg.spectral_norm)
+                        d_width=cfg.d_width, upsample=cfg.upsample, g_norm=cfg.g_norm, spectral_norm=cfg.spectral_norm, d_blur=cfg.d_blur)
     return cfg, model
 
 
