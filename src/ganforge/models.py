@@ -91,9 +91,10 @@ def maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(layer) if on else layer
 
 
-def strided_conv(c_in: int, c_out: int, bias: bool, sn: bool, blur: bool) -> nn.Module:
-    """The discriminator's downsampling step: a 4x4 convolution of stride 2, optionally blurred first."""
-    conv = maybe_sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=bias), sn)
+def strided_conv(c_in: int, c_out: int, sn: bool, blur: bool) -> nn.Module:
+    """The discriminator's downsampling step: a 4x4 convolution of stride 2, optionally blurred first.
+    It has a bias only with spectral norm, which replaces the BatchNorm (and its shift) that follows."""
+    conv = maybe_sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=sn), sn)
     return nn.Sequential(Blur(), conv) if blur else conv
 
 
@@ -135,7 +136,7 @@ class DCGANDiscriminator(nn.Module):
         while res > 4:
             res //= 2
             c_out = _width(cfg.d_width, cfg.size, res)
-            layers.append(strided_conv(c_in, c_out, bias=cfg.spectral_norm, sn=cfg.spectral_norm, blur=cfg.d_blur))
+            layers.append(strided_conv(c_in, c_out, sn=cfg.spectral_norm, blur=cfg.d_blur))
             if c_in != cfg.channels and not cfg.spectral_norm:  # no BatchNorm on the first block, as in DCGAN
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))

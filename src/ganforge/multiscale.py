@@ -33,6 +33,15 @@ def pyramid(x: torch.Tensor, lowest: int = 4) -> list[torch.Tensor]:
     return out[::-1]
 
 
+def down_block(c_in: int, c_out: int, cfg) -> nn.Sequential:
+    """One halving of resolution in the MSG and progressive discriminators: a strided convolution,
+    BatchNorm unless spectral norm is on, LeakyReLU."""
+    layers = [strided_conv(c_in, c_out, sn=cfg.spectral_norm, blur=cfg.d_blur)]
+    if not cfg.spectral_norm:
+        layers.append(nn.BatchNorm2d(c_out))
+    return nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
+
+
 class MultiScaleGenerator(nn.Module):
     """forward(z) -> the image at `self.resolution` (full size unless growing);
     forward_scales(z) -> [image at 4 px, ..., image at full size] (MSG-GAN)."""
@@ -87,11 +96,7 @@ class MSGDiscriminator(nn.Module):
         self.from_rgb = nn.Sequential(maybe_sn(nn.Conv2d(c, w[cfg.size], 1), sn), nn.LeakyReLU(0.2, True))
         self.blocks = nn.ModuleDict()
         for res in list(w)[::-1][:-1]:  # size, ..., 8: each halves
-            c_in = w[res] + (c if res < cfg.size else 0)
-            layers = [strided_conv(c_in, w[res // 2], bias=sn, sn=sn, blur=cfg.d_blur)]
-            if not sn:
-                layers.append(nn.BatchNorm2d(w[res // 2]))
-            self.blocks[str(res)] = nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
+            self.blocks[str(res)] = down_block(w[res] + (c if res < cfg.size else 0), w[res // 2], cfg)
         self.final = nn.Sequential(maybe_sn(nn.Conv2d(w[4] + c, 1, 4, 1, 0), sn), nn.Flatten(0))
 
     def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
@@ -117,10 +122,7 @@ class ProgressiveDiscriminator(nn.Module):
         self.from_rgb = nn.ModuleDict({str(r): nn.Sequential(maybe_sn(nn.Conv2d(c, w[r], 1), sn), nn.LeakyReLU(0.2, True)) for r in w if r >= GROW_START})
         self.blocks = nn.ModuleDict()
         for res in [r for r in w if r >= GROW_START]:
-            layers = [strided_conv(w[res], w[res // 2], bias=sn, sn=sn, blur=cfg.d_blur)]
-            if not sn:
-                layers.append(nn.BatchNorm2d(w[res // 2]))
-            self.blocks[str(res)] = nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
+            self.blocks[str(res)] = down_block(w[res], w[res // 2], cfg)
         self.final = nn.Sequential(maybe_sn(nn.Conv2d(w[4], 1, 4, 1, 0), sn), nn.Flatten(0))
         self.alpha = 1.0
 
