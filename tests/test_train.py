@@ -388,5 +388,12 @@ def test_preset_from_the_cli(tmp_path):
     assert r.exit_code == 0, r.output
     model = json.loads((tmp_path / "p" / "config.json").read_text())["model"]
     assert model["g_norm"] == "pixel" and model["d_blur"] is True
+    r = CliRunner().invoke(cli, ["train", *common, "--grow", "--grow-stage-steps", "1", "--steps", "3", "--log-every", "1", "--run-dir", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["train"]["grow_stage_steps"] == 1
+    assert [json.loads(line)["resolution"] for line in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()] == [8, 16, 16]  # 16 px runs on
+    for bad in (["--grow", "--grow-stage-steps", "0"], ["--grow-stage-steps", "5"]):
+        r = CliRunner().invoke(cli, ["train", *common, *bad, "--run-dir", str(tmp_path / "bad")])
+        assert r.exit_code == 2 and "--grow-stage-steps needs --grow" in r.output and not (tmp_path / "bad").exists()
     r = CliRunner().invoke(cli, ["train", *common, "--g-norm", "layer", "--run-dir", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "'layer' is not one of 'batch', 'pixel'" in r.output and not (tmp_path / "bad").exists()

@@ -33,7 +33,7 @@ class TrainConfig:
     data: str = opt("digits", "A folder of images, or a built-in dataset: digits, mnist, fashion-mnist, cifar10.", cli=False)
     arch: str = opt("dcgan", "Model family: dcgan (convolutional), mlp (fully connected) or msg (Multi-Scale Gradient GAN).", choices=("dcgan", "mlp", "msg"))
     grow: bool = opt(False, "Progressive growing: train at 8 px first, then fade in each higher resolution.")
-    grow_stage_steps: int | None = opt(None, "Steps per resolution when growing [default: --steps divided evenly].", cli=False)
+    grow_stage_steps: int | None = opt(None, "Steps per resolution when growing; the full resolution trains for all the steps left [default: --steps divided evenly].")
     size: int | None = opt(None, "Training resolution, a power of two from 16 to 256 [default: 64 for folders, 32 for built-ins].")
     channels: int | None = opt(None, "Force 1 (gray) or 3 (colour) channels [default: detected].", choices=(1, 3))
     latent_dim: int = opt(100, "Length of the generator's random input vector.")

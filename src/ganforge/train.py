@@ -73,6 +73,8 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size", "latent_dim", "log_every", "sample_every", "checkpoint_every", "keep"):
         if getattr(cfg, name) < 1:
             raise GanforgeError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(cfg, name)}.")
+    if cfg.grow_stage_steps is not None and (not cfg.grow or cfg.grow_stage_steps < 1):
+        raise GanforgeError(f"--grow-stage-steps needs --grow and at least 1 step, not {cfg.grow_stage_steps}{'' if cfg.grow else ' without --grow'}.")
     for name in ("lr_g", "lr_d"):
         if not getattr(cfg, name) > 0:
             raise GanforgeError(f"--{name.replace('_', '-')} must be positive.")
@@ -457,6 +459,8 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Pat
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     row = {"step": step, **window.means(cfg.batch_size), "d_skipped": trainer.d_skipped, "augment_p": round(trainer.augment_p, 4),
                            "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 2), "kimg": round(step * cfg.batch_size / 1000, 3)}
+                    if cfg.grow:
+                        row.update(resolution=trainer.G.resolution, alpha=round(trainer.G.alpha, 3))
                     log.metrics(row)
                     history.append(row)
                     bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", img_s=f"{row['images_per_sec']:.0f}", refresh=False)
