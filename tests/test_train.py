@@ -392,8 +392,8 @@ def test_preset_from_the_cli(tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "g" / "config.json").read_text())["train"]["grow_stage_steps"] == 1
     assert [json.loads(line)["resolution"] for line in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()] == [8, 16, 16]  # 16 px runs on
-    for bad in (["--grow", "--grow-stage-steps", "0"], ["--grow-stage-steps", "5"]):
+    for bad, message in ((["--grow", "--grow-stage-steps", "0"], "must be at least 1, not 0"), (["--grow-stage-steps", "5"], "needs --grow")):
         r = CliRunner().invoke(cli, ["train", *common, *bad, "--run-dir", str(tmp_path / "bad")])
-        assert r.exit_code == 2 and "--grow-stage-steps needs --grow" in r.output and not (tmp_path / "bad").exists()
+        assert r.exit_code == 2 and f"--grow-stage-steps {message}" in r.output and not (tmp_path / "bad").exists()
     r = CliRunner().invoke(cli, ["train", *common, "--g-norm", "layer", "--run-dir", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "'layer' is not one of 'batch', 'pixel'" in r.output and not (tmp_path / "bad").exists()

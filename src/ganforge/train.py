@@ -73,8 +73,10 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size", "latent_dim", "log_every", "sample_every", "checkpoint_every", "keep"):
         if getattr(cfg, name) < 1:
             raise GanforgeError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(cfg, name)}.")
-    if cfg.grow_stage_steps is not None and (not cfg.grow or cfg.grow_stage_steps < 1):
-        raise GanforgeError(f"--grow-stage-steps needs --grow and at least 1 step, not {cfg.grow_stage_steps}{'' if cfg.grow else ' without --grow'}.")
+    if cfg.grow_stage_steps is not None and not cfg.grow:
+        raise GanforgeError("--grow-stage-steps needs --grow: only a growing run trains in stages.")
+    if cfg.grow_stage_steps is not None and cfg.grow_stage_steps < 1:
+        raise GanforgeError(f"--grow-stage-steps must be at least 1, not {cfg.grow_stage_steps}.")
     for name in ("lr_g", "lr_d"):
         if not getattr(cfg, name) > 0:
             raise GanforgeError(f"--{name.replace('_', '-')} must be positive.")
