@@ -42,6 +42,16 @@ def down_block(c_in: int, c_out: int, cfg) -> nn.Sequential:
     return nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
 
 
+def from_rgb(channels: int, c_out: int, cfg) -> nn.Sequential:
+    """A 1x1 convolution that lifts an image into the discriminator's features at its resolution."""
+    return nn.Sequential(maybe_sn(nn.Conv2d(channels, c_out, 1), cfg.spectral_norm), nn.LeakyReLU(0.2, True))
+
+
+def to_logit(c_in: int, cfg) -> nn.Sequential:
+    """The discriminator's last layer: a 4x4 feature map to one logit per image."""
+    return nn.Sequential(maybe_sn(nn.Conv2d(c_in, 1, 4, 1, 0), cfg.spectral_norm), nn.Flatten(0))
+
+
 class MultiScaleGenerator(nn.Module):
     """forward(z) -> the image at `self.resolution` (full size unless growing);
     forward_scales(z) -> [image at 4 px, ..., image at full size] (MSG-GAN)."""
@@ -92,12 +102,12 @@ class MSGDiscriminator(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        w, c, sn = widths(cfg.d_width, cfg.size), cfg.channels, cfg.spectral_norm
-        self.from_rgb = nn.Sequential(maybe_sn(nn.Conv2d(c, w[cfg.size], 1), sn), nn.LeakyReLU(0.2, True))
+        w, c = widths(cfg.d_width, cfg.size), cfg.channels
+        self.from_rgb = from_rgb(c, w[cfg.size], cfg)
         self.blocks = nn.ModuleDict()
         for res in list(w)[::-1][:-1]:  # size, ..., 8: each halves
             self.blocks[str(res)] = down_block(w[res] + (c if res < cfg.size else 0), w[res // 2], cfg)
-        self.final = nn.Sequential(maybe_sn(nn.Conv2d(w[4] + c, 1, 4, 1, 0), sn), nn.Flatten(0))
+        self.final = to_logit(w[4] + c, cfg)
 
     def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
         by_res = {x.shape[-1]: x for x in images}
@@ -118,12 +128,12 @@ class ProgressiveDiscriminator(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        w, c, sn = widths(cfg.d_width, cfg.size), cfg.channels, cfg.spectral_norm
-        self.from_rgb = nn.ModuleDict({str(r): nn.Sequential(maybe_sn(nn.Conv2d(c, w[r], 1), sn), nn.LeakyReLU(0.2, True)) for r in w if r >= GROW_START})
+        w, c = widths(cfg.d_width, cfg.size), cfg.channels
+        self.from_rgb = nn.ModuleDict({str(r): from_rgb(c, w[r], cfg) for r in w if r >= GROW_START})
         self.blocks = nn.ModuleDict()
         for res in [r for r in w if r >= GROW_START]:
             self.blocks[str(res)] = down_block(w[res], w[res // 2], cfg)
-        self.final = nn.Sequential(maybe_sn(nn.Conv2d(w[4], 1, 4, 1, 0), sn), nn.Flatten(0))
+        self.final = to_logit(w[4], cfg)
         self.alpha = 1.0
 
     def set_stage(self, resolution: int, alpha: float) -> None:
