@@ -12,7 +12,7 @@ T=${SECONDS_EACH:-440}; DEV=${DEVICE:-cuda}; OUT=${OUT:-high-res}; RUNS=${RUNS:-
 [ -e "$RUNS" ] && { echo "$RUNS already exists; choose another OUT or RUNS." >&2; exit 1; }
 mkdir -p "$OUT" "$RUNS"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-G="$PY -m ganforge.cli"
+G="$PY -m ganforge"
 common="$DATA --size 128 --preset small --steps 200000 --device $DEV --sample-every 2000 --checkpoint-every 2000 --log-every 100"
 declare -A V=([msg]="--arch msg" [grow]="--grow --grow-stage-steps 2000" [msg-blur]="--arch msg --d-blur" [grow-blur]="--grow --grow-stage-steps 2000 --d-blur")
 for k in "${!V[@]}"; do

@@ -44,11 +44,12 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from ganforge import metrics
+    from ganforge.metrics.features import LITE0_SIZE, build_extractor
+    from ganforge.metrics.stats import density_coverage, fid, kid, precision_recall
 
     a, b = random_crops(args.n, args.size, 0), random_crops(args.n, args.size, 1)
     t = time.perf_counter()
-    extractor = metrics.build_extractor("lite0", device="cpu")
+    extractor = build_extractor("lite0", device="cpu")
     extractor(a[:2])  # weights loaded and the model warmed up outside the timing
     setup = time.perf_counter() - t
 
@@ -58,12 +59,12 @@ def main():
         return value, time.perf_counter() - t0
 
     (fa, fb), t_feat = timed(lambda: (extractor(a), extractor(b)))
-    (kid_mean, kid_std), t_kid = timed(lambda: metrics.kid(fa, fb))
-    fid_value, t_fid = timed(lambda: metrics.fid(fa, fb))
-    _, t_prc = timed(lambda: metrics.precision_recall(fa, fb))
-    _, t_dc = timed(lambda: metrics.density_coverage(fa, fb))
+    (kid_mean, kid_std), t_kid = timed(lambda: kid(fa, fb))
+    fid_value, t_fid = timed(lambda: fid(fa, fb))
+    _, t_prc = timed(lambda: precision_recall(fa, fb))
+    _, t_dc = timed(lambda: density_coverage(fa, fb))
 
-    print(f"{args.n} vs {args.n} images at {args.size} px, lite0 features at {metrics.LITE0_SIZE} px, "
+    print(f"{args.n} vs {args.n} images at {args.size} px, lite0 features at {LITE0_SIZE} px, "
           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}")
     print(f"  model load          {setup:7.2f} s (once)")
     print(f"  features, both sets {t_feat:7.2f} s ({t_feat / (2 * args.n) * 1000:.1f} ms per image)")

@@ -29,20 +29,20 @@ CONFIGS = {
 def train_for(name: str, folder: str, run_dir: str, minutes: float, threads: int, seed: int) -> None:
     import torch
 
-    from ganforge.config import TrainConfig
-    from ganforge.train import TrainingInterrupted, train
+    from ganforge.gan.config import TrainConfig
+    from ganforge.gan.loop import TrainingInterrupted, train
 
     torch.set_num_threads(threads)
     deadline = time.perf_counter() + minutes * 60
     cfg = TrainConfig(data=folder, size=64, steps=10**7, seed=seed, sample_every=250, checkpoint_every=250, log_every=50, **CONFIGS[name])
     try:
-        train(cfg, run_dir=run_dir, quiet=True, callback=lambda step, stats, t: time.perf_counter() > deadline)
+        train(cfg, run_dir, sinks=[], stop_when=lambda step: time.perf_counter() > deadline)
     except TrainingInterrupted:
         pass
 
 
 def score(run_dir: Path, folder: Path, seed: int) -> dict:
-    from ganforge.evaluate import evaluate
+    from ganforge.scoring import evaluate
 
     result = evaluate(str(run_dir), str(folder), n=1000, seed=seed)
     summary_rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -14,25 +14,27 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import torch
 
-from ganforge.config import TrainConfig
 from ganforge.data import ImageData
-from ganforge.train import GANTrainer, resolve
+from ganforge.gan.config import TrainConfig, apply_preset
+from ganforge.gan.run import resolve
+from ganforge.gan.trainer import GANTrainer
+from ganforge import options
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    name, _, settings = text.partition(":")
-    types = {f.name: f.type for f in fields(TrainConfig)}
+    name, _, items = text.partition(":")
+    types = {s.name: s.type for s in options.settings(TrainConfig)}
     out = {}
-    for item in filter(None, settings.split(",")):
+    for item in filter(None, items.split(",")):
         key, _, value = item.partition("=")
         if key not in types:
             raise SystemExit(f"unknown setting {key!r} in variant {text!r}")
-        kind = str(types[key])
-        out[key] = bool(int(value)) if "bool" in kind else float(value) if "float" in kind else int(value) if "int" in kind else value
+        kind = types[key]
+        out[key] = bool(int(value)) if kind is bool else kind(value)
     return name, out
 
 
@@ -52,7 +54,8 @@ def main():
     images = torch.randint(0, 256, (64, 3, args.size, args.size), dtype=torch.uint8)
     data = ImageData(images=images, name="random")
     base = TrainConfig(data="random", arch="dcgan" if args.grow else "msg", grow=args.grow, size=args.size, preset="small", g_width=args.width, d_width=args.width,
-                       batch_size=args.batch_size, steps=10**6, grow_stage_steps=1, collapse_check=False, device="cpu").with_preset()
+                       batch_size=args.batch_size, steps=10**6, grow_stage_steps=1, collapse_check=False, device="cpu")
+    base = apply_preset(base, explicit={"g_width", "d_width", "batch_size"})
     trainers = {}
     for name, settings in variants:
         cfg, model_cfg = resolve(replace(base, **settings), data)

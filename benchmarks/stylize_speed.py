@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ganforge.backbones import build_backbone
-from ganforge.style import RECIPES, _Targets, _fit, _resize, _to_tensor, stylize
+from ganforge.style import RECIPES, StyleTargets, fit_long_edge, resize_image, stylize, to_tensor
 
 
 def _inputs(args):
@@ -38,10 +38,10 @@ def _step_timer(name: str, content: Image.Image, style: Image.Image, size: int):
     """A function doing one Adam step of the full loss at `size` px with backbone `name`."""
     net = build_backbone(name, pretrained=(name == "lite0"))
     recipe = RECIPES[name]
-    w, h = _fit(content.size, size)
-    c = _resize(_to_tensor(content), (w, h))
-    s = _resize(_to_tensor(style), _fit(style.size, max(w, h)))
-    targets = _Targets(net, recipe, c, [s], [1.0], list(recipe.content_layers), list(recipe.style_layers),
+    w, h = fit_long_edge(content.size, size)
+    c = resize_image(to_tensor(content), (w, h))
+    s = resize_image(to_tensor(style), fit_long_edge(style.size, max(w, h)))
+    targets = StyleTargets(net, recipe, c, [s], [1.0], list(recipe.content_layers), list(recipe.style_layers),
                        torch.device("cpu"))
     image = c.clone().requires_grad_(True)
     opt = torch.optim.Adam([image], lr=0.02)

@@ -74,14 +74,14 @@ def run_baseline(folder: Path, size: int, batch: int, epochs: int, width: int, w
 
 
 def run_ganforge(folder: Path, size: int, batch: int, steps: int, width: int) -> tuple[float, int]:
-    from ganforge.config import TrainConfig
-    from ganforge.train import train
+    from ganforge.gan.config import TrainConfig
+    from ganforge.gan.loop import train
 
     cfg = TrainConfig(data=str(folder), size=size, batch_size=batch, steps=steps, g_width=width, d_width=width,
                       sample_every=10**9, checkpoint_every=10**9, log_every=10**9, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        train(cfg, run_dir=Path(tmp) / "run", quiet=True)
+        train(cfg, Path(tmp) / "run", sinks=[])
         return time.perf_counter() - t0, steps * batch
 
 

@@ -30,7 +30,7 @@ def run(*args):
     """`ganforge ARGS...` in-process; returns click's Result (output holds stdout and stderr)."""
     from click.testing import CliRunner
 
-    from ganforge.cli import cli
+    from ganforge.cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
 

@@ -1,6 +1,6 @@
 import torch
 
-from ganforge.augment import AdaptiveP, augment, cutout, translation
+from ganforge.gan.augment import AdaptiveP, augment, cutout, translation
 
 
 def g(seed=0):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganforge.config import TrainConfig
-from ganforge.train import train
+from ganforge.gan.config import TrainConfig
+from ganforge.gan.loop import train
 
 from conftest import make_photo, one_line_error, run
 
@@ -15,7 +15,7 @@ from conftest import make_photo, one_line_error, run
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "run"
-    return train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4), run_dir=run_dir, quiet=True)
+    return train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4), run_dir, sinks=[])
 
 
 def test_train_cli_on_a_folder_reports_skips(photo_folder, tmp_path):

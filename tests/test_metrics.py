@@ -1,4 +1,4 @@
-"""Evaluation metrics, health monitors and the evaluate / neighbors / report commands.
+"""Evaluation metrics, health checks and the evaluate / neighbors / report commands.
 
 Feature extraction dominates the cost, so the statistics tests share one small set of digit
 features (lite0 at 64 px rather than the CLI's 128) computed once per module.
@@ -14,12 +14,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ganforge import metrics
-from ganforge.config import TrainConfig
-from ganforge.data import load_data, to_float
+from ganforge.data import load_data
 from ganforge.errors import GanforgeError
-from ganforge.models import ModelConfig, build_generator
-from ganforge.train import GANTrainer, train
+from ganforge.gan import health
+from ganforge.gan.config import TrainConfig
+from ganforge.gan.families.base import ModelConfig
+from ganforge.gan.loop import train
+from ganforge.gan.networks import build_generator
+from ganforge.gan.sampling import generate
+from ganforge.gan.trainer import GANTrainer
+from ganforge.images import to_float
+from ganforge.metrics import classes, features, stats
 
 from conftest import make_photo, one_line_error, run
 
@@ -39,7 +44,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def extractor():
-    return metrics.build_extractor("lite0", device="cpu", lite0_size=64)
+    return features.build_extractor("lite0", device="cpu", lite0_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,7 @@ def feats(digits, extractor):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "run"
-    return train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4), run_dir=run_dir, quiet=True)
+    return train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4), run_dir, sinks=[])
 
 
 class Collapsed(nn.Module):
@@ -72,20 +77,20 @@ class Collapsed(nn.Module):
 
 
 def test_kid_of_two_halves_is_zero_within_noise_and_far_from_noise_or_one_image(feats):
-    same, same_std = metrics.kid(feats["a"], feats["b"], subsets=50)
+    same, same_std = stats.kid(feats["a"], feats["b"], subsets=50)
     assert abs(same) < 3 * same_std + 1e-3
     for other in ("noise", "repeat"):
-        far, far_std = metrics.kid(feats[other], feats["a"], subsets=50)
+        far, far_std = stats.kid(feats[other], feats["a"], subsets=50)
         assert far - 3 * far_std > 20 * (abs(same) + 3 * same_std), other
-        assert metrics.fid(feats[other], feats["a"]) > 5 * metrics.fid(feats["b"], feats["a"])
-    p, r = metrics.precision_recall(feats["b"], feats["a"])
+        assert stats.fid(feats[other], feats["a"]) > 5 * stats.fid(feats["b"], feats["a"])
+    p, r = stats.precision_recall(feats["b"], feats["a"])
     assert p > 0.6 and r > 0.6
-    assert metrics.precision_recall(feats["noise"], feats["a"]) == (0.0, 0.0)
+    assert stats.precision_recall(feats["noise"], feats["a"]) == (0.0, 0.0)
     # one image repeated is realistic (precision) but covers nothing (recall, coverage)
-    p, r = metrics.precision_recall(feats["repeat"], feats["a"])
-    d, c = metrics.density_coverage(feats["repeat"], feats["a"])
+    p, r = stats.precision_recall(feats["repeat"], feats["a"])
+    d, c = stats.density_coverage(feats["repeat"], feats["a"])
     assert p == 1.0 and r < 0.05 and c < 0.05
-    d, c = metrics.density_coverage(feats["b"], feats["a"])
+    d, c = stats.density_coverage(feats["b"], feats["a"])
     assert 0.6 < d < 1.5 and c > 0.7
 
 
@@ -94,39 +99,39 @@ def test_statistics_match_hand_computation():
     x = torch.randn(500, 4, generator=g, dtype=torch.float64)
     shift = torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
     # same covariance, means apart by `shift`: FID is |shift|^2
-    assert metrics.fid(x + shift, x) == pytest.approx(float(shift @ shift), rel=1e-6)
-    assert metrics.fid(x, x) == pytest.approx(0.0, abs=1e-6)
+    assert stats.fid(x + shift, x) == pytest.approx(float(shift @ shift), rel=1e-6)
+    assert stats.fid(x, x) == pytest.approx(0.0, abs=1e-6)
     # density and coverage on a line: real at 0..4 (k=1 radius 1), fake at 0.5 and 10
     real = torch.arange(5.0)[:, None]
     fake = torch.tensor([[0.5], [10.0]])
-    d, c = metrics.density_coverage(fake, real, k=1)
+    d, c = stats.density_coverage(fake, real, k=1)
     assert d == pytest.approx(2 / 2)  # 0.5 lies inside the balls of 0 and 1: 2 hits over k*M = 2
     assert c == pytest.approx(2 / 5)
 
 
 def test_bad_feature_network_and_too_few_images(feats):
     with pytest.raises(GanforgeError, match="unknown feature network"):
-        metrics.build_extractor("resnet")
+        features.build_extractor("resnet")
     with pytest.raises(GanforgeError, match="at least"):
-        metrics.precision_recall(feats["a"][:3], feats["b"])
+        stats.precision_recall(feats["a"][:3], feats["b"])
 
 
 def test_inception_path_with_random_weights_and_a_local_file(tmp_path):
     images = torch.randint(0, 256, (2, 1, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        ex = metrics.build_extractor("inception", device="cpu", pretrained=False)
+        ex = features.build_extractor("inception", device="cpu", pretrained=False)
     f = ex(images)
     assert f.shape == (2, 2048) and torch.isfinite(f).all()
     from safetensors.torch import save_file
 
-    net = metrics._inception_network(None, pretrained=False)
+    net = features._inception_network(None, pretrained=False)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp_path / "inception.safetensors")
-    from_file = metrics.build_extractor("inception", device="cpu", inception_weights=tmp_path / "inception.safetensors")
-    assert torch.allclose(from_file(images), metrics.FeatureExtractor("x", 2048, lambda b: net(b)[0], torch.device("cpu"))(images))
+    from_file = features.build_extractor("inception", device="cpu", inception_weights=tmp_path / "inception.safetensors")
+    assert torch.allclose(from_file(images), features.FeatureExtractor("x", 2048, lambda b: net(b)[0], torch.device("cpu"))(images))
     save_file({"w": torch.zeros(2)}, tmp_path / "other.safetensors")
     with pytest.raises(GanforgeError, match="Inception"):
-        metrics.build_extractor("inception", inception_weights=tmp_path / "other.safetensors")
+        features.build_extractor("inception", inception_weights=tmp_path / "other.safetensors")
 
 
 # ---- class coverage -----------------------------------------------------------------------------
@@ -134,25 +139,25 @@ def test_inception_path_with_random_weights_and_a_local_file(tmp_path):
 
 def test_class_coverage_on_real_digits_shows_all_ten_classes(digits, tmp_path):
     perm = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))[:400]
-    cc = metrics.class_coverage(digits.images[perm], "digits", digits.labels, cache_dir=tmp_path)
+    cc = classes.class_coverage(digits.images[perm], "digits", digits.labels, cache_dir=tmp_path)
     assert cc.classes_present == 10 and sum(cc.histogram) == 400
     assert cc.kl < 0.05 and cc.classifier_accuracy > 0.9
     assert list(tmp_path.glob("digits-*.safetensors"))  # cached for next time
-    one = metrics.class_coverage(digits.images[:1].repeat(50, 1, 1, 1), "digits", digits.labels, cache_dir=tmp_path)
+    one = classes.class_coverage(digits.images[:1].repeat(50, 1, 1, 1), "digits", digits.labels, cache_dir=tmp_path)
     assert one.classes_present == 1 and one.kl > 2.0  # ln(10) for one class of ten
     with pytest.raises(GanforgeError, match="labelled"):
-        metrics.class_coverage(digits.images[:5], "cifar10", digits.labels)
+        classes.class_coverage(digits.images[:5], "cifar10", digits.labels)
 
 
 # ---- training-loop hooks ------------------------------------------------------------------------
 
 
 def test_collapse_detector_fires_on_a_collapsed_generator_and_not_on_data(digits, extractor):
-    detector = metrics.CollapseDetector(digits.images, extractor, n=64, warmup=1000, seed=0)
+    detector = health.CollapseDetector(digits.images, extractor, n=64, warmup=1000, seed=0)
     torch.manual_seed(0)
     g = build_generator(ModelConfig(size=16, channels=1, latent_dim=16, g_width=8))
     z = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
-    collapsed = metrics.generate(Collapsed(g), z)
+    collapsed = generate(Collapsed(g), z)
     early = detector.check(10, collapsed)
     assert early.collapsed and early.message is None  # before warm-up, alike samples are normal
     real = to_float(digits.images[-64:])
@@ -163,12 +168,12 @@ def test_collapse_detector_fires_on_a_collapsed_generator_and_not_on_data(digits
     assert detector.check(300, collapsed).message is None  # warned once per drop
     assert not detector.check(400, real).collapsed
     assert detector.check(500, collapsed).message
-    late = metrics.CollapseDetector(digits.images, extractor, n=64, warmup=1000, seed=0)
+    late = health.CollapseDetector(digits.images, extractor, n=64, warmup=1000, seed=0)
     assert late.check(1000, collapsed).message  # never diverse, past warm-up: warn
 
 
 def test_collapse_detector_compares_growing_samples_with_data_as_coarse(digits, extractor):
-    detector = metrics.CollapseDetector(digits.images, extractor, n=64, warmup=0, seed=0)
+    detector = health.CollapseDetector(digits.images, extractor, n=64, warmup=0, seed=0)
     real = to_float(digits.images[-64:])
     coarse = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(real, 4), scale_factor=4, mode="nearest")  # a 4-px stage, shown at 16 px
     as_is, at_stage = detector.check(10, coarse), detector.check(10, coarse, resolution=4)
@@ -176,7 +181,7 @@ def test_collapse_detector_compares_growing_samples_with_data_as_coarse(digits, 
 
 
 def test_kid_tracker_is_repeatable_and_restores_train_mode(digits, extractor):
-    tracker = metrics.KIDTracker(digits.images, extractor, n=64, seed=0)
+    tracker = health.KIDTracker(digits.images, extractor, n=64, seed=0)
     torch.manual_seed(0)
     g = build_generator(ModelConfig(size=16, channels=1, latent_dim=16, g_width=8))
     g.train()
@@ -186,7 +191,7 @@ def test_kid_tracker_is_repeatable_and_restores_train_mode(digits, extractor):
 
 
 def test_discriminator_winning_monitor_on_a_synthetic_series():
-    monitor = metrics.DiscriminatorMonitor(window=100)
+    monitor = health.DiscriminatorMonitor(window=100)
     rng = np.random.default_rng(0)
     events = []
     series = [(1.2, 0.4)] * 300 + [(0.01, 0.004)] * 60 + [(1.0, 0.4)] * 100 + [(0.01, 0.004)] * 250
@@ -202,38 +207,43 @@ def test_discriminator_winning_monitor_on_a_synthetic_series():
 def test_auto_balance_actions_apply_to_the_trainer():
     cfg = TrainConfig(size=16, g_width=8, d_width=8, latent_dim=16, lr_d=2e-4)
     trainer = GANTrainer(cfg, ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8), torch.device("cpu"))
-    monitor = metrics.DiscriminatorMonitor(window=10, auto_balance=True, min_lr_factor=0.25)
+    monitor = health.DiscriminatorMonitor(window=10, auto_balance=True, min_lr_factor=0.25)
     events = [e for s in range(1, 41) if (e := monitor.update(s, 0.0, 0.0))]
     assert [e.step for e in events] == [10, 20, 30, 40]
     for e in events:
-        metrics.apply_actions(e.actions, trainer)
+        for action in e.actions:
+            trainer.apply(action)
     assert "Auto-balance" in events[0].message and "learning rate" in events[0].message
     # lr halves twice, then stops at the floor (a quarter); skipping is switched on
     assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 / 4)
-    assert trainer.cfg.d_skip_below == 0.3
+    assert trainer.runtime.d_skip_below == 0.3 and trainer.cfg.d_skip_below == 0.0
     assert json.loads(json.dumps(events[0].to_dict()))["actions"][0]["kind"] == "skip_d_below"
 
 
-def test_hooks_fit_the_training_loop_through_its_callback(tmp_path):
-    monitor = metrics.DiscriminatorMonitor(window=2, loss_d_below=10.0, d_fake_below=1.0, auto_balance=True)
+def test_a_sink_sees_every_event_of_a_run_in_order(tmp_path):
+    from ganforge.gan import events
+
     seen = []
-
-    def callback(step, stats, trainer):
-        assert not metrics.is_diverged(stats.loss_d, stats.loss_g)
-        if event := monitor.update(step, stats.loss_d, stats.d_fake):
-            metrics.apply_actions(event.actions, trainer)
-            seen.append((step, trainer.opt_d.param_groups[0]["lr"], trainer.cfg.d_skip_below))
-
-    train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4, lr_d=2e-4), run_dir=tmp_path / "r", quiet=True, callback=callback)
-    assert seen == [(2, pytest.approx(1e-4), 0.3), (4, pytest.approx(5e-5), 0.3)]
-    restored = metrics.DiscriminatorMonitor(window=2)
-    restored.load_state_dict(json.loads(json.dumps(monitor.state_dict())))
-    assert restored.lr_scale == 0.25
+    run_dir = train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=4, log_every=2, sample_every=2,
+                                checkpoint_every=2, eval_every=4), tmp_path / "r", sinks=[seen.append])
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds[0] == "Started" and seen[0].step == 0 and seen[0].total == 4 and kinds[-1] == "Done"
+    assert [e.step for e in seen if isinstance(e, events.StepDone)] == [1, 2, 3, 4]
+    assert all(isinstance(e.trainer, GANTrainer) for e in seen if isinstance(e, events.StepDone))
+    assert [e.step for e in seen if isinstance(e, events.CheckpointSaved)] == [0, 2, 4]
+    assert [e.step for e in seen if isinstance(e, events.SampleGrid)] == [2, 4] and seen[kinds.index("SampleGrid")].images.shape == (64, 1, 16, 16)
+    rows = [e.row for e in seen if isinstance(e, events.MetricsRow)]
+    assert rows == [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]  # the run folder got the same rows
+    assert any("kid" in r for r in rows) and any("diversity_ratio" in r for r in rows)
+    saved = [e.path.name for e in seen if isinstance(e, events.GeneratorSaved)]
+    assert saved[-1] == "generator.safetensors" and "best.safetensors" in saved
+    assert seen[-1].stopped_by is None and seen[-1].summary["step"] == 4 and seen[-1].message.startswith("Done: 4 steps")
+    assert (run_dir / "log.txt").read_text().splitlines()[-1].endswith(seen[-1].message) and (run_dir / "summary.json").is_file()
 
 
 def test_is_diverged():
-    assert not metrics.is_diverged(0.7, 1.3)
-    assert metrics.is_diverged(float("nan"), 1.0) and metrics.is_diverged(0.5, float("inf"))
+    assert not health.is_diverged(0.7, 1.3)
+    assert health.is_diverged(float("nan"), 1.0) and health.is_diverged(0.5, float("inf"))
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -294,13 +304,18 @@ def test_report_is_self_contained(trained, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(trained, run_dir)
     with open(run_dir / "log.txt", "a") as f:
-        f.write("2026-01-01 00:00:00 Warning: the discriminator is winning at step 3\n")
+        f.write("2026-01-01 00:00:00 Warning: Skipped 1 unreadable file(s): x.jpg.\n")  # not a health event
     with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps({"step": 4, "kid": 0.5, "kid_std": 0.1}) + "\n" + '{"step": 5, "loss_d"\n')  # a cut-off line too
+        f.write(json.dumps({"step": 3, "health": {"step": 3, "kind": "d_winning", "message": "the discriminator is winning at step 3", "actions": []}}) + "\n")
+        f.write(json.dumps({"step": 4, "kid": 0.5, "kid_std": 0.1}) + "\n" + json.dumps({"step": 4, "diversity_ratio": 0.9}) + "\n")
+        f.write('{"step": 5, "loss_d"\n')  # a cut-off line too
     r = run("report", run_dir)
     assert r.exit_code == 0, r.output
     page = (run_dir / "report.html").read_text()
-    assert "the discriminator is winning at step 3" in page and "lr_g" in page and "step 4" in page
+    assert page.count("the discriminator is winning at step 3") == 1 and "Skipped" not in page and "Done:" not in page
+    assert "lr_g" in page and "step 4" in page
+    summary = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", page))
+    assert summary["kimg"] == "0.064" and summary["training time (s)"] != "?" and summary["steps done"] == "4"
     srcs = re.findall(r"src='([^']*)'", page)
     assert len(srcs) >= 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r"https?://|<script|<link", page)

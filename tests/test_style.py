@@ -17,7 +17,7 @@ from skimage import data as skdata
 
 import ganforge
 from ganforge.backbones import build_lite0, layer_names, lite0_pooled_features
-from ganforge.cli import cli
+from ganforge.cli.main import cli
 from ganforge.errors import GanforgeError
 from ganforge.style import gram_matrix, match_color, stylize, swag, total_variation
 

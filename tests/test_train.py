@@ -9,10 +9,17 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ganforge.checkpoint import list_checkpoints, load_generator
-from ganforge.config import TrainConfig
-from ganforge.models import ModelConfig, build_discriminator, build_generator
-from ganforge.train import GANTrainer, TrainingInterrupted, train
+from ganforge.gan.checkpoint import load_generator
+from ganforge.gan.config import TrainConfig
+from ganforge.gan.families.base import ModelConfig
+from ganforge.gan.loop import TrainingInterrupted, resume_training, train
+from ganforge.gan.networks import build_discriminator, build_generator
+from ganforge.gan.rundir import RunFolder
+from ganforge.gan.trainer import GANTrainer
+
+
+def list_checkpoints(run):
+    return RunFolder(run).checkpoint_files()
 
 TINY = dict(data="digits", size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, collapse_check=False)
 
@@ -48,7 +55,7 @@ def test_generator_step_leaves_discriminator_alone_and_skips_are_counted():
     t.step(torch.randint(0, 256, (16, 1, 16, 16), dtype=torch.uint8), 0)
     assert all(torch.equal(v, t.D.state_dict()[k]) for k, v in d_before.items())
     assert any(not torch.equal(a, b) for a, b in zip(g_before, t.G.parameters()))
-    assert t.d_skipped == 1
+    assert t.runtime.d_skipped == 1
     assert all(p.requires_grad for p in t.D.parameters())
 
 
@@ -62,7 +69,7 @@ def test_discriminator_learns_real_from_fake():
 
 
 def test_run_folder(tmp_path):
-    run = train(tiny(steps=6, log_every=2, sample_every=3, checkpoint_every=2, keep=2, seed=3), run_dir=tmp_path / "run", quiet=True)
+    run = train(tiny(steps=6, log_every=2, sample_every=3, checkpoint_every=2, keep=2, seed=3), tmp_path / "run", sinks=[])
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["seed"] == 3 and config["train"]["g_width"] == 8 and config["model"]["size"] == 16
     assert {"torch", "torchvision", "python"} <= set(config["versions"])
@@ -95,11 +102,11 @@ def _weights(run: Path) -> dict:
 ], ids=["plain", "stabilised", "msg", "grow"])
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
     cfg = tiny(steps=9, checkpoint_every=4, log_every=3, **extra)
-    full = train(cfg, run_dir=tmp_path / "full", quiet=True)
+    full = train(cfg, tmp_path / "full", sinks=[])
     with pytest.raises(TrainingInterrupted) as stopped:
-        train(cfg, run_dir=tmp_path / "cut", quiet=True, callback=lambda step, stats, t: step == 5)
+        train(cfg, tmp_path / "cut", sinks=[], stop_when=lambda step: step == 5)
     assert stopped.value.step == 5 and [s for s, _ in list_checkpoints(tmp_path / "cut")] == [0, 4, 5]
-    resumed = train(cfg, resume=tmp_path / "cut", quiet=True)
+    resumed = resume_training(tmp_path / "cut", sinks=[])
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
@@ -107,15 +114,15 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
 
 
 def test_steps_can_be_raised_on_resume(tmp_path):
-    run = train(tiny(steps=3), run_dir=tmp_path / "r", quiet=True)
-    train(TrainConfig(), resume=run, steps=5, quiet=True)
+    run = train(tiny(steps=3), tmp_path / "r", sinks=[])
+    resume_training(run, steps=5, sinks=[])
     assert list_checkpoints(run)[-1][0] == 5
     assert load_generator(run)[2] == 5
 
 
 def test_sigterm_checkpoints_then_exits(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ganforge.cli", "train", "--size", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "16",
+    cmd = [sys.executable, "-m", "ganforge", "train", "--size", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "16",
            "--steps", "100000", "--log-every", "1", "--checkpoint-every", "100000", "--run-dir", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -133,26 +140,26 @@ def test_sigterm_checkpoints_then_exits(tmp_path):
 
 
 def test_leftover_temp_files_and_damaged_checkpoints_are_never_latest(tmp_path):
-    from ganforge.checkpoint import latest_checkpoint
+    from ganforge.gan.checkpoint import latest_checkpoint
 
-    run = train(tiny(steps=4, checkpoint_every=2), run_dir=tmp_path / "r", quiet=True)
+    run = train(tiny(steps=4, checkpoint_every=2), tmp_path / "r", sinks=[])
     folder = run / "checkpoints"
     (folder / ".step-000008.pt.abc123.tmp").write_bytes(b"half a checkpoint from a killed process")
     good = (folder / "step-000004.pt").read_bytes()
     (folder / "step-000006.pt").write_bytes(good[: len(good) // 2])  # damaged after the fact
     warnings = []
-    state = latest_checkpoint(run, warn=warnings.append)
+    state = latest_checkpoint(RunFolder(run), warn=warnings.append)
     assert state["step"] == 4 and len(warnings) == 1 and "step-000006.pt" in warnings[0]
 
 
 def test_stabilisers_change_training(tmp_path):
     """Each stabiliser option changes what training produces, and the EMA generator is what gets saved."""
     base = tiny(steps=3, seed=1)
-    ref = _weights(train(base, run_dir=tmp_path / "base", quiet=True))
+    ref = _weights(train(base, tmp_path / "base", sinks=[]))
     for i, extra in enumerate([dict(loss="hinge"), dict(spectral_norm=True), dict(r1=10.0), dict(augment=True), dict(augment=True, augment_p="0.5")]):
-        w = _weights(train(tiny(steps=3, seed=1, **extra), run_dir=tmp_path / f"v{i}", quiet=True))
+        w = _weights(train(tiny(steps=3, seed=1, **extra), tmp_path / f"v{i}", sinks=[]))
         assert not torch.equal(w["generator.project.0.weight"], ref["generator.project.0.weight"]), extra
-    run = train(tiny(steps=3, seed=1, ema=True, ema_decay=0.5), run_dir=tmp_path / "ema", quiet=True)
+    run = train(tiny(steps=3, seed=1, ema=True, ema_decay=0.5), tmp_path / "ema", sinks=[])
     w = _weights(run)
     g, _, _ = load_generator(run / "generator.safetensors")
     assert torch.equal(g.state_dict()["project.0.weight"], w["generator_ema.project.0.weight"])
@@ -162,10 +169,10 @@ def test_stabilisers_change_training(tmp_path):
 def test_bad_augment_settings(tmp_path):
     from ganforge.errors import GanforgeError
 
-    with pytest.raises(GanforgeError, match="Unknown augmentation"):
-        train(tiny(augment=True, augment_policy="color,blur"), run_dir=tmp_path / "a", quiet=True)
+    with pytest.raises(GanforgeError, match="--augment-policy: unknown augmentation blur"):
+        train(tiny(augment=True, augment_policy="color,blur"), tmp_path / "a", sinks=[])
     with pytest.raises(GanforgeError, match="--augment-p"):
-        train(tiny(augment=True, augment_p="often"), run_dir=tmp_path / "b", quiet=True)
+        train(tiny(augment=True, augment_p="often"), tmp_path / "b", sinks=[])
 
 
 def _diverge_on(monkeypatch, calls_that_fail):
@@ -187,9 +194,10 @@ def _diverge_on(monkeypatch, calls_that_fail):
 
 def test_divergence_rolls_back_with_lower_learning_rates(tmp_path, monkeypatch):
     _diverge_on(monkeypatch, {6})
-    run = train(tiny(steps=8, checkpoint_every=4), run_dir=tmp_path / "r", quiet=True)
+    run = train(tiny(steps=8, checkpoint_every=4), tmp_path / "r", sinks=[])
     state = torch.load(list_checkpoints(run)[-1][1], weights_only=True)
     assert state["step"] == 8 and state["rollbacks"] == 1 and state["lr_scale"] == 0.5
+    assert [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss_d" in r] == [8]  # rows past step 4 were redone
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5)
     assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.5)
@@ -203,13 +211,13 @@ def test_divergence_that_keeps_coming_back_stops_cleanly(tmp_path, monkeypatch):
 
     _diverge_on(monkeypatch, set(range(3, 100)))
     with pytest.raises(GanforgeError, match="diverged"):
-        train(tiny(steps=8, checkpoint_every=2), run_dir=tmp_path / "r", quiet=True)
+        train(tiny(steps=8, checkpoint_every=2), tmp_path / "r", sinks=[])
     assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [0, 2]  # nothing saved was lost
     assert "rollback 3 of 3" in (tmp_path / "r" / "log.txt").read_text()
 
 
 def test_quality_tracking_and_health_checks(tmp_path):
-    run = train(tiny(steps=6, eval_every=3, sample_every=3, collapse_check=True), run_dir=tmp_path / "r", quiet=True)
+    run = train(tiny(steps=6, eval_every=3, sample_every=3, collapse_check=True), tmp_path / "r", sinks=[])
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     kid_rows = [r for r in rows if "kid" in r]
     assert [r["step"] for r in kid_rows] == [3, 6] and all(r["kid_std"] >= 0 for r in kid_rows)
@@ -219,33 +227,29 @@ def test_quality_tracking_and_health_checks(tmp_path):
     assert json.loads((run / "summary.json").read_text())["best_kid"] == min(r["kid"] for r in kid_rows)
 
 
-def test_auto_balance_acts_when_the_discriminator_wins(tmp_path):
-    from ganforge.metrics import DiscriminatorMonitor
+def test_auto_balance_acts_through_the_trainer_and_leaves_the_config_alone(tmp_path, monkeypatch):
+    """The D monitor decides; the loop has the trainer apply its actions. The skip threshold and the
+    cut learning rate live in the trainer's runtime state and checkpoints, and config.json and
+    the generator's metadata still hold what the user asked for."""
+    from ganforge.gan import health
 
-    cfg = tiny(auto_balance=True)
-    model = ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
-    t = GANTrainer(cfg, model, torch.device("cpu"))
-    from ganforge.health import RunHealth
-    from ganforge.runlog import RunLog
-
-    tmp_path.mkdir(exist_ok=True)
-    health = RunHealth(cfg, model, None, RunLog(tmp_path, lambda m: None), tmp_path, torch.device("cpu"))
-    health.monitor = DiscriminatorMonitor(window=5, auto_balance=True)
-    from ganforge.train import StepStats
-
-    for step in range(1, 6):
-        health.after_step(step, StepStats(0.01, 6.0, 0.99, 0.01, False), t)
-    assert t.cfg.d_skip_below == 0.3
-    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(5e-5)
-    assert "discriminator is winning" in (tmp_path / "log.txt").read_text()
-    state = t.state()
-    t2 = GANTrainer(tiny(), model, torch.device("cpu"))
-    t2.load_state(state)
-    assert t2.cfg.d_skip_below == 0.3 and t2.opt_d.param_groups[0]["lr"] == pytest.approx(5e-5)
+    monitor = health.DiscriminatorMonitor  # made quick to fire: every 2 steps, whatever the losses
+    monkeypatch.setattr(health, "DiscriminatorMonitor", lambda auto_balance: monitor(window=2, loss_d_below=10.0, d_fake_below=1.0, auto_balance=auto_balance))
+    run = train(tiny(steps=4, auto_balance=True, lr_d=2e-4), tmp_path / "r", sinks=[])
+    state = torch.load(list_checkpoints(run)[-1][1], weights_only=True)
+    assert state["d_skip_below"] == 0.3 and state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(5e-5)
+    assert json.loads((run / "config.json").read_text())["train"]["d_skip_below"] == 0.0
+    with safe_open(str(run / "generator.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["train_config"]) == json.loads((run / "config.json").read_text())["train"]
+    kinds = [r["health"]["kind"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "health" in r]
+    assert kinds == ["d_winning", "d_winning"] and "discriminator is winning" in (run / "log.txt").read_text()
+    t2 = GANTrainer(tiny(), ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8), torch.device("cpu"))
+    t2.load_state_dict(state)
+    assert t2.runtime.d_skip_below == 0.3 and t2.cfg.d_skip_below == 0.0 and t2.opt_d.param_groups[0]["lr"] == pytest.approx(5e-5)
 
 
 def test_recalibrated_batchnorm_matches_the_weights():
-    from ganforge.models import recalibrate_batchnorm
+    from ganforge.gan.networks import recalibrate_batchnorm
 
     cfg = ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
     g = build_generator(cfg)
@@ -261,7 +265,7 @@ def test_recalibrated_batchnorm_matches_the_weights():
 
 
 def test_growing_schedule():
-    from ganforge.multiscale import grow_stage
+    from ganforge.gan.families.progressive import grow_stage
 
     # 64 px: stages at 8, 16, 32, 64 px, 100 steps each; each new one fades in over 50 steps
     assert grow_stage(0, 64, 100) == (8, 1.0)
@@ -273,7 +277,7 @@ def test_growing_schedule():
 
 @pytest.mark.parametrize("extra", [dict(arch="msg"), dict(grow=True)], ids=["msg", "grow"])
 def test_high_resolution_architectures_train_and_sample(tmp_path, extra):
-    run = train(tiny(size=32, steps=6, sample_every=3, **extra), run_dir=tmp_path / "r", quiet=True)
+    run = train(tiny(size=32, steps=6, sample_every=3, **extra), tmp_path / "r", sinks=[])
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["arch"] == {"arch": "msg", "grow": "progressive"}[next(iter(extra))]
     assert config["model"]["upsample"] == config["train"]["upsample"] == "nearest"  # as in both papers; transposed convs left a checkerboard
@@ -288,22 +292,23 @@ def test_high_resolution_architectures_train_and_sample(tmp_path, extra):
 def test_ema_restarts_short_at_every_growing_stage():
     model = ModelConfig(arch="progressive", size=16, channels=1, latent_dim=16, g_width=8, d_width=8)
     t = GANTrainer(tiny(grow=True, ema=True, ema_decay=0.99, grow_stage_steps=100), model, torch.device("cpu"))
-    assert t.ema_decay_at(0) == pytest.approx(0.1) and t.ema_decay_at(99) == pytest.approx(100 / 109)
-    assert t.ema_decay_at(100) == pytest.approx(0.1)  # 16 px joins: the average starts over
-    assert t.ema_decay_at(10_000) == 0.99  # the last stage runs on, up to --ema-decay
+    decay_at = lambda trainer, step: trainer.family.ema_decay(step, 0.99)  # noqa: E731
+    assert decay_at(t, 0) == pytest.approx(0.1) and decay_at(t, 99) == pytest.approx(100 / 109)
+    assert decay_at(t, 100) == pytest.approx(0.1)  # 16 px joins: the average starts over
+    assert decay_at(t, 10_000) == 0.99  # the last stage runs on, up to --ema-decay
     flat = GANTrainer(tiny(ema=True, ema_decay=0.99), ModelConfig(size=16, channels=1, latent_dim=16, g_width=8, d_width=8), torch.device("cpu"))
-    assert flat.ema_decay_at(0) == 0.99
+    assert decay_at(flat, 0) == 0.99
     real = torch.randint(0, 256, (16, 1, 16, 16), dtype=torch.uint8)
     t.step(real, 0)
     before = [p.detach().clone() for p in t.ema.module.parameters()]
     t.step(real, 1)  # the average moves towards G by 1 - the decay of that step
     for avg, old, new in zip(t.ema.module.parameters(), before, t.G.parameters()):
-        torch.testing.assert_close(avg, torch.lerp(old, new.detach(), 1 - t.ema_decay_at(1)))
+        torch.testing.assert_close(avg, torch.lerp(old, new.detach(), 1 - decay_at(t, 1)))
 
 
 def test_upsampling_defaults_by_architecture():
     from ganforge.data import load_data
-    from ganforge.train import resolve
+    from ganforge.gan.run import resolve
 
     data = load_data("digits", size=16)
     assert resolve(tiny(), data)[1].upsample == "transpose"
@@ -312,7 +317,7 @@ def test_upsampling_defaults_by_architecture():
 
 
 def test_blur_is_the_binomial_filter_and_cancels_the_finest_checkerboard():
-    from ganforge.models import Blur
+    from ganforge.gan.families.layers import Blur
 
     impulse = torch.zeros(1, 1, 5, 5)
     impulse[0, 0, 2, 2] = 1
@@ -324,8 +329,8 @@ def test_blur_is_the_binomial_filter_and_cancels_the_finest_checkerboard():
 
 def test_discriminator_blur_is_asked_for_and_adds_no_weights():
     from ganforge.data import load_data
-    from ganforge.models import Blur
-    from ganforge.train import resolve
+    from ganforge.gan.families.layers import Blur
+    from ganforge.gan.run import resolve
 
     data = load_data("digits", size=16)
     assert not any(resolve(tiny(**kw), data)[1].d_blur for kw in (dict(), dict(arch="msg"), dict(grow=True)))
@@ -338,16 +343,16 @@ def test_discriminator_blur_is_asked_for_and_adds_no_weights():
 
 
 def test_a_run_from_before_the_blur_resumes_without_it(tmp_path):
-    run = train(tiny(arch="msg", d_blur=False, steps=2), run_dir=tmp_path / "r", quiet=True)
+    run = train(tiny(arch="msg", d_blur=False, steps=2), tmp_path / "r", sinks=[])
     config = json.loads((run / "config.json").read_text())
     del config["train"]["d_blur"], config["model"]["d_blur"]  # as written before the option existed: no blur
     (run / "config.json").write_text(json.dumps(config))
-    train(TrainConfig(), resume=run, steps=3, quiet=True)
+    resume_training(run, steps=3, sinks=[])
     assert list_checkpoints(run)[-1][0] == 3
 
 
 def test_pixel_norm_gives_every_pixel_unit_rms_and_no_batchnorm():
-    from ganforge.models import PixelNorm
+    from ganforge.gan.families.layers import PixelNorm
 
     x = torch.randn(3, 8, 5, 5) * torch.rand(3, 1, 5, 5) * 10
     torch.testing.assert_close(PixelNorm()(x).pow(2).mean(1), torch.ones(3, 5, 5))
@@ -362,22 +367,23 @@ def test_grow_needs_the_convolutional_family(tmp_path):
     from ganforge.errors import GanforgeError
 
     with pytest.raises(GanforgeError, match="--grow"):
-        train(tiny(grow=True, arch="mlp"), run_dir=tmp_path / "r", quiet=True)
+        train(tiny(grow=True, arch="mlp"), tmp_path / "r", sinks=[])
 
 
 def test_preset_small_fills_defaults_but_not_explicit_choices():
-    cfg = TrainConfig(preset="small").with_preset()
+    from ganforge.gan.config import apply_preset
+
+    cfg = apply_preset(TrainConfig(preset="small"))
     assert cfg.augment and cfg.ema and cfg.augment_p == "1" and cfg.g_width == cfg.d_width == 32 and cfg.batch_size == 16 and cfg.ema_decay == 0.9975
     assert cfg.lr_d == cfg.lr_g == 2e-4 and cfg.augment_policy == "color,translation"
-    assert cfg.with_preset(keep={"g_width"}) == cfg  # applied once only
-    assert TrainConfig(preset="small", augment_p="auto").with_preset().augment_p == "auto"
-    assert TrainConfig(preset="small").with_preset(keep={"g_width"}).g_width is None  # `--g-width` given on the command line
+    assert apply_preset(TrainConfig(preset="small", augment_p="auto")).augment_p == "auto"
+    assert apply_preset(TrainConfig(preset="small"), explicit={"g_width"}).g_width is None  # `--g-width` given on the command line
 
 
 def test_preset_from_the_cli(tmp_path):
     from click.testing import CliRunner
 
-    from ganforge.cli import cli
+    from ganforge.cli.main import cli
 
     common = ["--size", "16", "--g-width", "4", "--d-width", "4", "--batch-size", "16", "--steps", "1", "--no-collapse-check"]
     r = CliRunner().invoke(cli, ["train", *common, "--preset", "small", "--run-dir", str(tmp_path / "r")])

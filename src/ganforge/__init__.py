@@ -1,16 +1,34 @@
-"""ganforge: train a GAN on your own pictures and repaint photographs in the style of a painting."""
+"""ganforge: train a GAN on your own pictures and repaint photographs in the style of a painting.
 
-__version__ = "0.1.0"
+    import ganforge
+    run_dir = ganforge.train(ganforge.TrainConfig(data="photos/", steps=5000))
+    images = ganforge.sample_images(run_dir, n=16)
+    ganforge.stylize("photo.jpg", "painting.jpg").save("out.png")
+
+Layout: `gan/` trains and samples GANs, `metrics/` and `evaluate.py` score them, `style.py` and
+`backbones.py` do style transfer, `cli/` is the command line over all of them.
+"""
 
 from ganforge.errors import GanforgeError
+from ganforge.version import __version__
 
-__all__ = ["GanforgeError", "__version__", "stylize"]
+# name -> module; imported on first use, so `import ganforge` stays quick (no torch).
+_API = {
+    "TrainConfig": "ganforge.gan.config",
+    "train": "ganforge.gan.loop",
+    "resume_training": "ganforge.gan.loop",
+    "TrainingInterrupted": "ganforge.gan.loop",
+    "sample_images": "ganforge.gan.sampling",
+    "evaluate": "ganforge.scoring",
+    "stylize": "ganforge.style",
+}
+
+__all__ = ["GanforgeError", "__version__", *_API]
 
 
 def __getattr__(name):
-    # `ganforge.stylize` imports torch only when first used, so `import ganforge` stays quick.
-    if name == "stylize":
-        from ganforge.style import stylize
+    if name in _API:
+        import importlib
 
-        return stylize
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'ganforge' has no attribute {name!r}")

@@ -223,7 +223,7 @@ def build_lite0(pretrained: bool = True, weights: str | os.PathLike | None = Non
     model = EfficientNetLite0()
     if weights is not None or pretrained:
         path = Path(weights) if weights is not None else lite0_weights_path()
-        model.load_state_dict(_load_state_dict(path), strict=True)
+        model.load_state_dict(read_weights(path), strict=True)
     return model.eval().requires_grad_(False)
 
 
@@ -297,7 +297,7 @@ def build_vgg19(pretrained: bool = True, weights: str | os.PathLike | None = Non
 
     if weights is not None:
         net = vgg19(weights=None)
-        sd = _load_state_dict(Path(weights))
+        sd = read_weights(Path(weights))
         if not any(k.startswith("features.") for k in sd):
             sd = {f"features.{k}": v for k, v in sd.items()}
         try:
@@ -322,7 +322,8 @@ def build_vgg19(pretrained: bool = True, weights: str | os.PathLike | None = Non
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_state_dict(path: Path) -> dict[str, Tensor]:
+def read_weights(path: Path) -> dict[str, Tensor]:
+    """A state dict from a `.safetensors` file or a `.pt`/`.pth` file (read with weights_only=True)."""
     if not path.is_file():
         raise GanforgeError(f"{path}: no such weights file.")
     try:

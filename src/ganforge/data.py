@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from ganforge.errors import GanforgeError
-from ganforge.images import is_image_file, load_image
+from ganforge.images import is_image_file, load_image, luma
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 MIN_IMAGES = 16
@@ -127,12 +127,11 @@ def _set_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
     if channels == 1:
         if images.shape[1] == 1:
             return images
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R 601 luma
-        return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        return luma(images.float()).round().clamp(0, 255).to(torch.uint8)
     raise GanforgeError(f"--channels must be 1 or 3, not {channels}.")
 
 
-def _resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, C, h, w) -> uint8 (N, C, size, size) with antialiased bicubic resampling."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
@@ -146,7 +145,7 @@ def load_digits_data(size: int, channels: int | None) -> ImageData:
     digits = load_digits()
     # 8x8 pixels of ink density 0..16: light strokes on black, as in MNIST.
     images = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8)).unsqueeze(1)
-    images = _resize_batch(images, size)
+    images = resize_batch(images, size)
     return ImageData(_set_channels(images, channels or 1), "digits", labels=torch.from_numpy(digits.target))
 
 
@@ -162,7 +161,7 @@ def load_torchvision_data(spec: str, size: int, channels: int | None, root: Path
         ) from None
     data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
     images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # (N, C, h, w)
-    images = _resize_batch(images.contiguous(), size)
+    images = resize_batch(images.contiguous(), size)
     labels = torch.as_tensor(np.asarray(ds.targets))
     return ImageData(_set_channels(images, channels), spec, labels=labels)
 
@@ -175,16 +174,6 @@ def load_data(spec: str, size: int, channels: int | None = None, data_root: str 
     if spec in BUILTIN_DATASETS:
         return load_torchvision_data(spec, size, channels, Path(data_root) if data_root else DEFAULT_DATA_ROOT)
     return load_folder(spec, size, channels)
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float -1..1, the range of the generator's tanh."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float -1..1 -> uint8 0..255."""
-    return images.detach().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 class BatchSampler:

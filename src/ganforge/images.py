@@ -1,22 +1,27 @@
-"""Reading pictures the way a person's own folders hold them.
+"""Pictures in and out: reading them the way a person's own folders hold them, and writing them.
 
 Every loader in ganforge goes through `load_image`, so EXIF rotation, alpha, palettes, CMYK and
-16-bit files behave the same for training, style transfer and evaluation.
+16-bit files behave the same for training, style transfer and evaluation. Image tensors are
+uint8 0..255 on disk and in memory, float -1..1 where a generator makes them (`to_float`,
+`to_uint8` convert).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601: the brightness of an RGB pixel
 
 
 def is_image_file(path: Path) -> bool:
@@ -90,3 +95,43 @@ def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> Path:
         raise GanforgeError(f"{path}: unknown image extension; use .png, .jpg or .webp.")
     atomic_write(path, lambda f: img.save(f, format=fmt))
     return path
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) float -> (N, 1, H, W) brightness (ITU-R 601 weights)."""
+    return (images * torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float -1..1, the range of the generator's tanh."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float -1..1 -> uint8 0..255."""
+    return images.detach().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def grid_rows(n: int) -> int:
+    """Images per row for a near-square grid of n images."""
+    return max(1, math.ceil(math.sqrt(n)))
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:
+    """images: (N, C, H, W) in [-1, 1] (or uint8) -> one PNG grid, written atomically."""
+    from torchvision.utils import make_grid
+
+    images = images if images.dtype == torch.uint8 else to_uint8(images)
+    grid = make_grid(images, nrow=nrow or grid_rows(len(images)), padding=2, pad_value=0)  # (3, H', W')
+    img = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    return atomic_write(Path(path), lambda f: img.save(f, format="PNG"))
+
+
+def save_pngs(images: torch.Tensor, folder: str | os.PathLike, prefix: str = "sample") -> list[Path]:
+    """images: (N, C, H, W) in [-1, 1] -> folder/prefix-00000.png, ... one file each."""
+    arrays = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    paths = []
+    for i, a in enumerate(arrays):
+        img = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+        paths.append(atomic_write(Path(folder) / f"{prefix}-{i:05d}.png", lambda f, img=img: img.save(f, format="PNG")))
+    return paths

@@ -5,8 +5,8 @@
 
 The image's pixels are optimised so that its CNN features match the photo's (content loss), the
 Gram matrices of its features match the paintings' (style loss), and neighbouring pixels stay
-close (total-variation loss). `stylize`'s signature is the single source of defaults: the CLI
-(`ganforge.style_cli`) derives its options from it.
+close (total-variation loss). `stylize`'s signature is the single source of defaults, help texts
+and choices: the CLI (`ganforge.cli.stylize`) derives its options from it.
 
 EfficientNet-Lite0, the default feature network, is ~10x cheaper per step than VGG-19, but
 non-VGG features need care (Wang et al., CVPR 2021: peaky, low-entropy activations make a Gram
@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -33,14 +34,14 @@ from PIL import Image
 from torch import Tensor
 
 from ganforge.backbones import BACKBONES, build_backbone, layer_names
-from ganforge.devices import pick_device
+from ganforge.devices import DEVICE, pick_device
 from ganforge.errors import GanforgeError
-from ganforge.images import load_image, save_image_atomic, as_upright_rgb
+from ganforge.images import LUMA, as_upright_rgb, load_image, luma, save_image_atomic
+from ganforge.options import Opt, check
 
 INITS = ("content", "random")
 OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -88,27 +89,30 @@ def stylize(
     content: str | os.PathLike | Image.Image,
     styles: str | os.PathLike | Image.Image | Sequence[str | os.PathLike | Image.Image],
     *,
-    size: int = 512,
-    content_weight: float = 2.0,
-    style_weight: float = 1e3,
-    tv_weight: float = 20.0,
-    content_layers: str | Sequence[str] | None = None,
-    style_layers: str | Sequence[str] | None = None,
-    init: str = "content",
-    optimizer: str = "adam",
-    steps: int = 150,
-    lr: float = 0.02,
-    seed: int = 0,
-    backbone: str = "lite0",
-    weights: str | os.PathLike | None = None,
-    scales: int = 2,
-    style_weights: str | Sequence[float] | None = None,
-    style_scale: float = 1.0,
-    preserve_color: str = "none",
-    save_every: int = 0,
+    size: Annotated[int, Opt("Long edge of the output in pixels (any aspect ratio).", min=16)] = 512,
+    content_weight: Annotated[float, Opt("Weight of the content loss (keeps the photo's shapes).", min=0)] = 2.0,
+    style_weight: Annotated[float, Opt("Weight of the style loss (Gram matrices of the painting's features).", min=0)] = 1e3,
+    tv_weight: Annotated[float, Opt("Weight of the total-variation loss (smoothness between neighbouring pixels).", min=0)] = 20.0,
+    content_layers: Annotated[str | Sequence[str] | None, Opt("Comma-separated layers for the content loss; see --list-layers.",
+                                                      default_text="backbone's recipe")] = None,
+    style_layers: Annotated[str | Sequence[str] | None, Opt("Comma-separated layers for the style loss; see --list-layers.",
+                                                    default_text="backbone's recipe")] = None,
+    init: Annotated[str, Opt("Start from the photo (recoloured to the painting's palette) or from noise.", choices=INITS)] = "content",
+    optimizer: Annotated[str, Opt("Optimiser over the image's pixels.", choices=OPTIMIZERS)] = "adam",
+    steps: Annotated[int, Opt("Optimisation steps at each scale.", min=1)] = 150,
+    lr: Annotated[float, Opt("Step size (pixel values are in 0..1).", above=0)] = 0.02,
+    seed: Annotated[int, Opt("Random seed; the same seed gives the same image.")] = 0,
+    backbone: Annotated[str, Opt("Feature network: lite0 (EfficientNet-Lite0, offline) or vgg19 (downloaded once).", choices=BACKBONES)] = "lite0",
+    weights: Annotated[str | os.PathLike | None, Opt("Local weights file for the backbone instead of the default ImageNet weights.")] = None,
+    scales: Annotated[int, Opt("Optimise at N sizes, coarse to fine, each twice the previous (larger strokes).", min=1)] = 2,
+    style_weights: Annotated[str | Sequence[float] | None, Opt("One weight per style image, e.g. 0.7,0.3.", default_text="equal")] = None,
+    style_scale: Annotated[float, Opt("Size of the style image relative to the output (larger: bigger strokes).", above=0)] = 1.0,
+    preserve_color: Annotated[str, Opt("Keep the photo's colours: transfer brightness only, or match the painting's colours first.",
+                               choices=PRESERVE_COLORS)] = "none",
+    save_every: Annotated[int, Opt("Write the current image every N steps as OUT-0100.png and so on (0: never).", min=0)] = 0,
     save_path: str | os.PathLike | None = None,
-    max_size: int = 4096,
-    device: str = "auto",
+    max_size: Annotated[int, Opt("Inputs with a longer edge are reduced to this first.", min=16)] = 4096,
+    device: Annotated[str, DEVICE] = "auto",
     callback: Callable[[StyleProgress], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Image.Image:
@@ -138,23 +142,7 @@ def stylize(
     callback: called with a StyleProgress after every step.
     """
     # ---- check everything before any heavy work
-    _choice("init", init, INITS)
-    _choice("optimizer", optimizer, OPTIMIZERS)
-    _choice("backbone", backbone, BACKBONES)
-    _choice("preserve-color", preserve_color, PRESERVE_COLORS)
-    _choice("device", device, DEVICES)
-    for name, value, low in (("size", size, 16), ("steps", steps, 1), ("scales", scales, 1),
-                             ("max-size", max_size, 16), ("save-every", save_every, 0)):
-        if value < low:
-            raise GanforgeError(f"--{name} must be at least {low}, got {value}.")
-    for name, value in (("content-weight", content_weight), ("style-weight", style_weight),
-                        ("tv-weight", tv_weight)):
-        if not (value >= 0 and math.isfinite(value)):
-            raise GanforgeError(f"--{name} must be a non-negative number, got {value}.")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise GanforgeError(f"--lr must be positive, got {lr}.")
-    if not (style_scale > 0 and math.isfinite(style_scale)):
-        raise GanforgeError(f"--style-scale must be positive, got {style_scale}.")
+    check(stylize, locals())  # first, so that locals() holds the arguments alone
     if save_every and save_path is None:
         raise GanforgeError("save_every needs save_path, the file the intermediate images are named after.")
     log = log or (lambda msg: None)
@@ -176,19 +164,19 @@ def stylize(
     net = build_backbone(backbone, pretrained=True, weights=weights).to(dev)
 
     # ---- colour handling (Gatys et al., "Preserving Color in Neural Artistic Style Transfer")
-    content_t = _to_tensor(content_img)
-    style_ts = [_to_tensor(s) for s in style_imgs]
+    content_t = to_tensor(content_img)
+    style_ts = [to_tensor(s) for s in style_imgs]
     colours = None  # with "luminance", the photo whose colours the result is given back
     if preserve_color == "histogram":
         style_ts = [match_color(s, content_t) for s in style_ts]
     elif preserve_color == "luminance":
-        content_y = _luminance(content_t)
-        style_ts = [_match_luminance(_luminance(s), content_y).expand(-1, 3, -1, -1) for s in style_ts]
+        content_y = luma(content_t)
+        style_ts = [_match_luminance(luma(s), content_y).expand(-1, 3, -1, -1) for s in style_ts]
         colours, content_t = content_t, content_y.expand(-1, 3, -1, -1)
 
     # ---- coarse to fine
-    full_w, full_h = _fit(content_img.size, size)
-    sizes = [_fit(content_img.size, max(16, round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
+    full_w, full_h = fit_long_edge(content_img.size, size)
+    sizes = [fit_long_edge(content_img.size, max(16, round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
     total = steps * scales
     gen = torch.Generator().manual_seed(seed)
     image: Tensor | None = None
@@ -196,8 +184,8 @@ def stylize(
     weights_ = dict(content=content_weight, style=style_weight, tv=tv_weight)
 
     for scale_idx, (w, h) in enumerate(sizes):
-        c = _resize(content_t, (w, h)).to(dev)
-        targets = _Targets(net, recipe, c, [_resize(s, _fit(s.shape[-1:-3:-1], round(max(w, h) * style_scale)))
+        c = resize_image(content_t, (w, h)).to(dev)
+        targets = StyleTargets(net, recipe, c, [resize_image(s, fit_long_edge(s.shape[-1:-3:-1], round(max(w, h) * style_scale)))
                                             for s in style_ts], mix, c_layers, s_layers, dev)
         if image is None:
             if init == "random":
@@ -294,7 +282,7 @@ def total_variation(image: Tensor) -> Tensor:
     return dx.square().mean() + dy.square().mean()
 
 
-class _Targets:
+class StyleTargets:
     """The content features and the blended style Gram matrices for one scale, and the losses."""
 
     def __init__(self, net, recipe: BackboneRecipe, content: Tensor, styles: list[Tensor],
@@ -352,20 +340,13 @@ def _sqrtm(m: Tensor) -> Tensor:
     return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
 
 
-_Y = (0.299, 0.587, 0.114)
-
-
-def _luminance(x: Tensor) -> Tensor:
-    return (x * torch.tensor(_Y, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-
-
 def _match_luminance(y: Tensor, ref: Tensor) -> Tensor:
     return ((y - y.mean()) / (y.std() + 1e-5) * ref.std() + ref.mean()).clamp(0, 1)
 
 
 def _with_luminance(colour: Tensor, y: Tensor) -> Tensor:
     """`colour`'s chroma (YIQ's I and Q) with brightness `y`."""
-    m = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=colour.device)
+    m = torch.tensor([LUMA, [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=colour.device)
     yiq = torch.einsum("ij,bjhw->bihw", m, colour)
     yiq = torch.cat([y, yiq[:, 1:]], dim=1)
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yiq).clamp(0, 1)
@@ -381,7 +362,7 @@ def _finish(image: Tensor, size: tuple[int, int], colours: Tensor | None = None)
     if out.shape[-2:] != (size[1], size[0]):
         out = F.interpolate(out, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
     if colours is not None:
-        out = _with_luminance(_resize(colours, size), _luminance(out))
+        out = _with_luminance(resize_image(colours, size), luma(out))
     return _to_pil(out)
 
 
@@ -394,25 +375,28 @@ def _open(src, max_size: int, log: Callable[[str], None]) -> Image.Image:
         name = str(src)
     if max(img.size) > max_size:
         w, h = img.size
-        img = img.resize(_fit(img.size, max_size), Image.LANCZOS)
+        img = img.resize(fit_long_edge(img.size, max_size), Image.LANCZOS)
         log(f"{name} is {w}x{h}; reduced to {img.size[0]}x{img.size[1]} (--max-size {max_size}).")
     return img
 
 
-def _fit(wh: Sequence[int], long_edge: int) -> tuple[int, int]:
+def fit_long_edge(wh: Sequence[int], long_edge: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longer edge is `long_edge`."""
     w, h = int(wh[0]), int(wh[1])
     s = long_edge / max(w, h)
     return max(1, round(w * s)), max(1, round(h * s))
 
 
-def _resize(x: Tensor, wh: tuple[int, int]) -> Tensor:
+def resize_image(x: Tensor, wh: tuple[int, int]) -> Tensor:
+    """(1, 3, H, W) in [0, 1] -> (1, 3, h, w), antialiased."""
     w, h = wh
     if x.shape[-2:] == (h, w):
         return x
     return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
-def _to_tensor(img: Image.Image) -> Tensor:
+def to_tensor(img: Image.Image) -> Tensor:
+    """A PIL image -> (1, 3, H, W) float in [0, 1]."""
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 3, H, W)
 
@@ -420,11 +404,6 @@ def _to_tensor(img: Image.Image) -> Tensor:
 def _to_pil(x: Tensor) -> Image.Image:
     arr = (x[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(arr, "RGB")
-
-
-def _choice(option: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise GanforgeError(f"--{option} must be one of {', '.join(choices)}, got {value!r}.")
 
 
 def _layers(option: str, value, default: Sequence[str], available: list[str], backbone: str) -> list[str]:

@@ -13,16 +13,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ganforge.errors import GanforgeError
+
 POLICIES = ("color", "translation", "cutout")
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
+    """"color,translation" -> ("color", "translation"); GanforgeError for an unknown name."""
     parts = tuple(p.strip() for p in policy.split(",") if p.strip())
     unknown = [p for p in parts if p not in POLICIES]
     if unknown:
-        from ganforge.errors import GanforgeError
-
-        raise GanforgeError(f"Unknown augmentation {', '.join(unknown)}; choose from {', '.join(POLICIES)}.")
+        raise GanforgeError(f"--augment-policy: unknown augmentation {', '.join(unknown)}; choose from {', '.join(POLICIES)}.")
     return parts
 
 
@@ -81,6 +82,20 @@ def augment(x: torch.Tensor, policy: tuple[str, ...], p: float, g: torch.Generat
     for name in policy:
         x = {"color": color, "translation": translation, "cutout": cutout}[name](x, g, p)
     return x
+
+
+def augment_views(x: torch.Tensor | list[torch.Tensor], policy: tuple[str, ...], p: float, g: torch.Generator):
+    """`augment` for what a discriminator takes: one batch, or a list of the same batch at several
+    scales (MSG-GAN), where every scale of an image gets the same transform."""
+    if not policy:
+        return x
+    if not isinstance(x, list):
+        return augment(x, policy, p, g)
+    state, out = g.get_state(), []
+    for xi in x:
+        g.set_state(state)
+        out.append(augment(xi, policy, p, g))
+    return out
 
 
 class AdaptiveP:

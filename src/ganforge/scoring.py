@@ -1,7 +1,7 @@
 """Scoring a generator (or a folder of pictures) against training data, and finding its nearest
 training images.
 
-    from ganforge.evaluate import evaluate
+    from ganforge.scoring import evaluate
     scores = evaluate("runs/00000-digits", "digits", n=2000)   # {"fid": ..., "kid": ..., ...}
 """
 
@@ -11,12 +11,26 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
-import torch.nn.functional as F
 
-from ganforge import metrics
+from ganforge.data import BUILTIN_DATASETS, check_size, default_size, is_builtin, load_data, load_folder, resize_batch
+from ganforge.devices import DEVICE, pick_device
 from ganforge.errors import GanforgeError
+from ganforge.gan.config import SEED_RANGE
+from ganforge.gan.rundir import RunFolder
+from ganforge.images import to_uint8
+from ganforge.metrics.classes import CLASSIFIED, class_coverage
+from ganforge.metrics.features import FEATURES, build_extractor, to_rgb
+from ganforge.metrics.stats import compare
+from ganforge.options import Opt, check
+
+_DATA = Opt(f"Training data to compare with: a folder of images, or {', '.join(BUILTIN_DATASETS)}.")
+_SIZE = Opt("Compare at this resolution.", default_text="the generator's; 64 for folders, 32 for built-ins")
+_SEED = Opt("Seed for the latent vectors and the choice of real images.", min=-SEED_RANGE, max=SEED_RANGE)
+_INCEPTION = Opt("Local weights for --features inception (torch-fidelity's file), instead of downloading them.")
+_DATA_ROOT = Opt("Where mnist, fashion-mnist and cifar10 (and the class-coverage classifiers) are cached.")
 
 
 @dataclass
@@ -29,7 +43,7 @@ class Images:
 def is_generator_source(source: Path) -> bool:
     """A run folder, a generator .safetensors or a checkpoint .pt (rather than a folder of images)."""
     if source.is_dir():
-        return any((source / name).exists() for name in ("config.json", "generator.safetensors", "checkpoints"))
+        return RunFolder.looks_like_run(source)
     return source.suffix.lower() in (".safetensors", ".pt")
 
 
@@ -37,19 +51,16 @@ def load_source(source: str | os.PathLike, n: int, size: int | None, seed: int =
     """`n` images from a generator (drawn with `seed`), or up to `n` from a folder of images (a
     seeded random choice when it holds more). `size` resizes; None keeps the generator's size
     (folders need a size)."""
-    from ganforge.checkpoint import load_generator
-    from ganforge.data import load_folder, to_uint8
-    from ganforge.devices import pick_device
+    from ganforge.gan.checkpoint import load_generator
+    from ganforge.gan.sampling import generate, latents
 
     source = Path(source)
     if not source.exists():
         raise GanforgeError(f"{source}: no such run folder, generator file or image folder.")
     if is_generator_source(source):
         generator, cfg, step = load_generator(source)
-        dev = pick_device(device)
-        z = torch.randn(n, cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
-        images = to_uint8(metrics.generate(generator.to(dev), z))
-        return Images(resize(images, size) if size else images, "generator", step)
+        images = to_uint8(generate(generator.to(pick_device(device)), latents(n, cfg.latent_dim, seed)))
+        return Images(resize_batch(images, size) if size else images, "generator", step)
     if not source.is_dir():
         raise GanforgeError(f"{source} is neither a run folder, a generator (.safetensors, .pt) nor a folder of images.")
     data = load_folder(source, size or 64)
@@ -62,17 +73,7 @@ def subset(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
 
 
-def resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, h, w) -> uint8 (N, C, size, size), antialiased."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    out = F.interpolate(images.float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-    return out.round().clamp(0, 255).to(torch.uint8)
-
-
 def _load_pair(source, data: str, n: int, size: int | None, seed: int, device: str, data_root):
-    from ganforge.data import check_size, default_size, load_data
-
     if size is not None:
         check_size(size)
     src_path = Path(source)
@@ -86,30 +87,31 @@ def _load_pair(source, data: str, n: int, size: int | None, seed: int, device: s
     return fake, real
 
 
-def evaluate(source: str | os.PathLike, data: str, n: int = 2000, features: str = "lite0", inception_weights: str | os.PathLike | None = None,
-             size: int | None = None, seed: int = 0, device: str = "auto", data_root: str | os.PathLike | None = None,
+def evaluate(source: str | os.PathLike, data: Annotated[str | os.PathLike, _DATA],
+             n: Annotated[int, Opt("Generated images to score, and at most this many real ones.", min=10, short="-n")] = 2000,
+             features: Annotated[str, Opt("Feature network: lite0 works offline; inception is the standard FID network (downloaded once).",
+                                  choices=FEATURES)] = "lite0",
+             inception_weights: Annotated[str | os.PathLike | None, _INCEPTION] = None, size: Annotated[int | None, _SIZE] = None, seed: Annotated[int, _SEED] = 0,
+             device: Annotated[str, DEVICE] = "auto", data_root: Annotated[str | os.PathLike | None, _DATA_ROOT] = None,
              classifier_dir: str | os.PathLike | None = None, kid_subsets: int = 100) -> dict:
     """FID, KID (mean and std), precision, recall, density and coverage of `source` against `data`,
     with `n` generated images and up to `n` real ones; a class-coverage report for labelled
     built-in datasets. Returns a JSON-ready dict."""
-    from ganforge.data import is_builtin
-
-    if n < 10:
-        raise GanforgeError(f"--n must be at least 10 for the k-nearest-neighbour metrics, not {n}.")
+    check(evaluate, locals())  # first, so that locals() holds the arguments alone
     t0 = time.perf_counter()
-    extractor = metrics.build_extractor(features, device, inception_weights)
+    extractor = build_extractor(features, device, inception_weights)
     fake, real = _load_pair(source, data, n, size, seed, device, data_root)
     real_images = subset(real.images, n, seed + 1)
     if len(fake.images) < 10 or len(real_images) < 10:
         raise GanforgeError(f"need at least 10 images on each side; got {len(fake.images)} from {source} and {len(real_images)} from {data}.")
-    scores = metrics.compare(extractor(fake.images), extractor(real_images), seed=seed, kid_subsets=kid_subsets)
+    scores = compare(extractor(fake.images), extractor(real_images), seed=seed, kid_subsets=kid_subsets)
     result = {
-        "source": str(source), "source_kind": fake.kind, "step": fake.step, "data": data, "features": features,
+        "source": str(source), "source_kind": fake.kind, "step": fake.step, "data": str(data), "features": features,
         "size": int(fake.images.shape[-1]), "n_generated": len(fake.images), "n_real": len(real_images),
         **{k: round(v, 6) for k, v in scores.items()},
     }
-    if is_builtin(data) and data in metrics.CLASSIFIED and real.labels is not None:
-        result["class_coverage"] = metrics.class_coverage(fake.images, data, real.labels, data_root, classifier_dir).to_dict()
+    if is_builtin(data) and data in CLASSIFIED and real.labels is not None:
+        result["class_coverage"] = class_coverage(fake.images, data, real.labels, data_root, classifier_dir).to_dict()
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
 
@@ -136,23 +138,28 @@ def format_scores(r: dict) -> str:
 
 
 @torch.no_grad()
-def nearest_neighbors(source: str | os.PathLike, data: str, n: int = 8, k: int = 5, features: str = "lite0",
-                      inception_weights=None, size: int | None = None, seed: int = 0, device: str = "auto",
-                      data_root=None, max_real: int = 20000) -> tuple[torch.Tensor, torch.Tensor, int]:
+def nearest_neighbors(source: str | os.PathLike, data: Annotated[str | os.PathLike, _DATA],
+                      n: Annotated[int, Opt("Generated images (one row each).", min=1, short="-n")] = 8,
+                      k: Annotated[int, Opt("Nearest training images beside each.", min=1, short="-k", long="--k")] = 5,
+                      features: Annotated[str, Opt("Space the distances are measured in.", choices=(*FEATURES, "pixels"))] = "lite0",
+                      inception_weights: Annotated[str | os.PathLike | None, _INCEPTION] = None, size: Annotated[int | None, _SIZE] = None, seed: Annotated[int, _SEED] = 0,
+                      device: Annotated[str, DEVICE] = "auto", data_root: Annotated[str | os.PathLike | None, _DATA_ROOT] = None,
+                      max_real: Annotated[int, Opt("Search at most this many training images (a seeded random choice).", min=1)] = 20000,
+                      ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Each of `n` generated images followed by its `k` nearest training images in feature space
     (`features`: lite0, inception, or pixels). Returns (uint8 (n*(k+1), 3, H, W) rows for a grid,
     distances (n, k), how many training images were searched)."""
-    if n < 1 or k < 1:
-        raise GanforgeError("-n and -k must be at least 1.")
+    check(nearest_neighbors, locals())
     fake, real = _load_pair(source, data, n, size, seed, device, data_root)
     pool = subset(real.images, max_real, seed)
     if k > len(pool):
         raise GanforgeError(f"-k {k} is more than the {len(pool)} training images.")
     if features == "pixels":
-        embed = lambda x: metrics.to_rgb(x).flatten(1).float() / 255.0  # noqa: E731
+        embed = lambda x: to_rgb(x).flatten(1).float() / 255.0  # noqa: E731
     else:
-        embed = metrics.build_extractor(features, device, inception_weights)
+        embed = build_extractor(features, device, inception_weights)
     f_fake, f_real = embed(fake.images), embed(pool)
     dist, idx = torch.cdist(f_fake, f_real).topk(k, dim=1, largest=False)  # (n, k)
-    rows = [torch.cat([metrics.to_rgb(fake.images[i : i + 1]), metrics.to_rgb(pool[idx[i]])]) for i in range(len(fake.images))]
+    rows = [torch.cat([to_rgb(fake.images[i : i + 1]), to_rgb(pool[idx[i]])]) for i in range(len(fake.images))]
     return torch.cat(rows), dist, len(pool)
+

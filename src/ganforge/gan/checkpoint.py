@@ -1,5 +1,9 @@
 """Saving and loading: training checkpoints (.pt) and shareable generators (.safetensors).
 
+A checkpoint holds the trainer's state (weights, optimizer moments, runtime state, RNG), the
+health checks' state, the user's config and the model config, under FORMAT_VERSION. Files written
+by every earlier release still load: their keys are unchanged (tests/fixtures/runs-v1).
+
 Checkpoints hold only tensors and plain Python values and are read back with
 `torch.load(weights_only=True)`, so a file from elsewhere can never run code. Every file is
 written to a temporary name and renamed into place: a killed process leaves either the previous
@@ -10,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import torch
@@ -18,30 +21,19 @@ from torch import nn
 
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write
-from ganforge.models import ModelConfig, build_generator, recalibrate_batchnorm
+from ganforge.gan.families.base import ModelConfig
+from ganforge.gan.networks import build_generator, recalibrate_batchnorm
+from ganforge.gan.rundir import RunFolder
 
 FORMAT_VERSION = 1
-CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
-GENERATOR_FILE = "generator.safetensors"
 
 
-def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"step-{step:06d}.pt"
-
-
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of the run's complete checkpoints, oldest first."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
-    return sorted(found)
-
-
-def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
+def save_checkpoint(state: dict, run: RunFolder | str | os.PathLike, step: int, keep: int) -> Path:
+    """Write run's checkpoint for `step`, then delete all but the newest `keep`."""
+    run = RunFolder(run) if not isinstance(run, RunFolder) else run
     state = {"format_version": FORMAT_VERSION, "step": step, **state}
-    path = atomic_write(checkpoint_path(run_dir, step), lambda f: torch.save(state, f))
-    for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+    path = atomic_write(run.checkpoint(step), lambda f: torch.save(state, f))
+    for _, old in run.checkpoint_files()[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
 
@@ -59,9 +51,10 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     return state
 
 
-def latest_checkpoint(run_dir: Path, map_location="cpu", warn=None) -> dict | None:
-    """The newest checkpoint that loads; an unreadable newer one is reported and passed over."""
-    for step, path in reversed(list_checkpoints(run_dir)):
+def latest_checkpoint(run: RunFolder | str | os.PathLike, map_location="cpu", warn=None) -> dict | None:
+    """The newest checkpoint that loads; an unreadable newer one is reported through `warn` and passed over."""
+    run = RunFolder(run) if not isinstance(run, RunFolder) else run
+    for step, path in reversed(run.checkpoint_files()):
         try:
             return load_checkpoint(path, map_location)
         except GanforgeError as exc:
@@ -80,11 +73,18 @@ def save_generator(generator: nn.Module, cfg: ModelConfig, path: Path, step: int
     return atomic_write(Path(path), lambda f: f.write(save(tensors, metadata=metadata)))
 
 
-def _generator_from_state(state_dict: dict, cfg: ModelConfig, source: Path) -> nn.Module:
-    g = build_generator(cfg)
+def _model_config(d, source: Path) -> ModelConfig:
     try:
+        return ModelConfig.from_dict(json.loads(d) if isinstance(d, str) else d)
+    except (AttributeError, TypeError, ValueError):
+        raise GanforgeError(f"{source}: its description of the generator is damaged.") from None
+
+
+def _generator_from_state(state_dict: dict, cfg: ModelConfig, source: Path) -> nn.Module:
+    try:
+        g = build_generator(cfg)
         g.load_state_dict(state_dict)
-    except RuntimeError:
+    except (RuntimeError, KeyError, ValueError, TypeError, ZeroDivisionError):
         raise GanforgeError(f"{source}: the weights do not match the generator its settings describe; the file is damaged or altered.") from None
     return g.eval()
 
@@ -103,7 +103,7 @@ def read_generator_file(path: Path) -> tuple[nn.Module, ModelConfig, int]:
     if meta.get("format") != "ganforge-generator":
         raise GanforgeError(f"{path} is a safetensors file but not a ganforge generator (no ganforge metadata).")
     try:
-        cfg = ModelConfig.from_dict(json.loads(meta["model_config"]))
+        cfg = _model_config(meta["model_config"], path)
         step = int(meta.get("step", 0))
     except (KeyError, ValueError, TypeError):
         raise GanforgeError(f"{path}: its ganforge metadata is damaged.") from None
@@ -117,10 +117,10 @@ def load_generator(source: str | os.PathLike) -> tuple[nn.Module, ModelConfig, i
     if not source.exists():
         raise GanforgeError(f"{source}: no such run folder or generator file.")
     if source.is_dir():
-        candidates = []
-        if (source / GENERATOR_FILE).is_file():
-            candidates.append(read_generator_file(source / GENERATOR_FILE))
-        ckpts = list_checkpoints(source)
+        run, candidates = RunFolder(source), []
+        if run.generator.is_file():
+            candidates.append(read_generator_file(run.generator))
+        ckpts = run.checkpoint_files()
         if ckpts and (not candidates or ckpts[-1][0] > candidates[0][2]):
             candidates = [_generator_from_checkpoint(ckpts[-1][1])]
         if not candidates:
@@ -133,7 +133,9 @@ def load_generator(source: str | os.PathLike) -> tuple[nn.Module, ModelConfig, i
 
 def _generator_from_checkpoint(path: Path) -> tuple[nn.Module, ModelConfig, int]:
     state = load_checkpoint(path)
-    cfg = ModelConfig.from_dict(state["model_config"])
+    if "model_config" not in state:
+        raise GanforgeError(f"{path} does not say which generator it holds (no model_config); it was not written by ganforge train.")
+    cfg = _model_config(state["model_config"], path)
     if "generator_ema" in state:  # sample from the moving average when trained with one
         g = recalibrate_batchnorm(_generator_from_state(state["generator_ema"], cfg, path), cfg.latent_dim)
         return g, cfg, int(state["step"])

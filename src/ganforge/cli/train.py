@@ -1,0 +1,54 @@
+"""`ganforge train`.
+
+    ganforge train                                  # DCGAN on the built-in digits, 32 px
+    ganforge train ~/Pictures/cats --size 64 --steps 20000
+    ganforge train --resume runs/00003-cats --steps 30000
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from ganforge.cli.options import options_from, values_for
+from ganforge.errors import GanforgeError
+from ganforge.gan.config import TrainConfig
+from ganforge.options import flag
+
+
+@click.command("train")
+@click.argument("data", required=False, default=TrainConfig.data)
+@options_from(TrainConfig)
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: runs/NNNNN-<data>].")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder from its latest checkpoint.")
+@click.pass_context
+def train_command(ctx, data, run_dir, resume, **params):
+    """Train a GAN on DATA: a folder of your pictures, or digits (default), mnist, fashion-mnist, cifar10.
+
+    The run folder's path is the last line printed.
+    """
+    from ganforge.gan.loop import TrainingInterrupted, resume_training, train
+    from ganforge.gan.run import RESUMABLE
+    from ganforge.gan.sinks import ConsoleSink
+
+    given = {n for n in params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    try:
+        if resume is not None:
+            extra = sorted(flag(n) for n in given - set(RESUMABLE))
+            extra += ["DATA"] * (ctx.get_parameter_source("data") == ParameterSource.COMMANDLINE) + ["--run-dir"] * (run_dir is not None)
+            if extra:
+                raise GanforgeError(f"--resume continues with the run's own settings; only {' and '.join(map(flag, RESUMABLE))} may be given "
+                                    f"(not {', '.join(extra)}).")
+            out = resume_training(resume, **{n: params[n] for n in RESUMABLE if n in given}, sinks=[ConsoleSink()])
+        else:
+            cfg = TrainConfig(data=data, **values_for(TrainConfig, params))
+            out = train(cfg, run_dir, sinks=[ConsoleSink()], explicit=given)
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        click.echo(str(exc.run_dir))
+        sys.exit(128 + int(exc.signum))
+    click.echo(str(out))
+

@@ -1,0 +1,135 @@
+"""Training settings as one dataclass: the single place each default, help text and bound is written.
+
+The CLI turns every field into an option (`lr_g` -> `--lr-g`); `TrainConfig.validate` refuses
+what the CLI refuses, so the Python API and the command line accept exactly the same settings.
+The config is what the user asked for: what training changes as it goes (auto-balance, rollbacks)
+lives in the trainer's state and its checkpoints, never here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Annotated
+
+from ganforge.devices import DEVICE
+from ganforge.errors import GanforgeError
+from ganforge.options import Opt, check
+
+ARCHS = ("dcgan", "mlp", "msg")  # progressive growing is `--grow` on the convolutional family
+LOSSES = ("bce", "hinge")
+UPSAMPLES = ("transpose", "nearest")
+G_NORMS = ("batch", "pixel")
+SIZES = (16, 32, 64, 128, 256)
+SEED_RANGE = 2**40  # seeds are scaled by about 2e6 and must stay within torch's 64 bits
+
+# What `--preset small` switches on, each choice measured on ~200 photos at 64 px with 20 minutes of
+# one CPU core (benchmarks/small_data.py):
+# - DiffAugment at p = 1 with colour and translation, so D cannot memorise a small folder; without
+#   cutout D learns the pictures' detail sooner (KID 0.459 against 0.502 with it), and
+#   `--augment-p auto` scored worse in that budget;
+# - widths 32 and batches of 16: about ten times the plain run's steps in the same time, where a few
+#   hundred pictures need neither DCGAN's full width nor its batch of 64; widths 16 scored worse;
+# - D learning as fast as G (2e-4): with augmentation in the way it no longer overpowers G, and its
+#   usual half rate held it back (0.457 against 0.502; with both changes 0.413);
+# - an EMA generator with a half-life of about 280 steps (4,500 images); 0.999 lagged behind.
+PRESETS = {
+    "small": dict(augment=True, augment_p="1", augment_policy="color,translation", lr_d=2e-4, ema=True, ema_decay=0.9975,
+                  g_width=32, d_width=32, batch_size=16),
+}
+
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Annotated[str | os.PathLike, Opt("A folder of images, or a built-in dataset: digits, mnist, fashion-mnist, cifar10.", cli=False)] = "digits"
+    arch: Annotated[str, Opt("Model family: dcgan (convolutional), mlp (fully connected) or msg (Multi-Scale Gradient GAN).", choices=ARCHS)] = "dcgan"
+    grow: Annotated[bool, Opt("Progressive growing: train at 8 px first, then fade in each higher resolution.")] = False
+    grow_stage_steps: Annotated[int | None, Opt("Steps per resolution when growing; the full resolution trains for all the steps left.",
+                                        min=1, default_text="--steps divided evenly")] = None
+    size: Annotated[int | None, Opt("Training resolution, a power of two from 16 to 256.", default_text="64 for folders, 32 for built-ins")] = None
+    channels: Annotated[int | None, Opt("Force 1 (gray) or 3 (colour) channels.", choices=(1, 3), default_text="detected")] = None
+    latent_dim: Annotated[int, Opt("Length of the generator's random input vector.", min=1)] = 100
+    g_width: Annotated[int | None, Opt("Generator channels at its highest-resolution block (DCGAN's ngf).", min=1, default_text="by size")] = None
+    d_width: Annotated[int | None, Opt("Discriminator channels at its highest-resolution block (DCGAN's ndf).", min=1, default_text="by size")] = None
+    upsample: Annotated[str | None, Opt("Generator upsampling: transposed convolutions, or nearest upsampling + conv.", choices=UPSAMPLES,
+                                default_text="transpose for dcgan, nearest for msg and --grow")] = None
+    g_norm: Annotated[str, Opt("Normalisation in the generator: BatchNorm, or PixelNorm as in the progressive-growing and MSG-GAN papers.", choices=G_NORMS)] = "batch"
+    preset: Annotated[str | None, Opt("A tested combination of the settings below: small = augmentation, EMA, half-width networks, batches of 16, "
+                              "equal learning rates (for folders of 100 to 2,000 pictures); options you give yourself win.", choices=tuple(PRESETS))] = None
+    preset_applied: Annotated[bool, Opt("Whether the preset's values have been filled in (so that a saved config is never filled twice).",
+                                        cli=False)] = False
+    loss: Annotated[str, Opt("Adversarial loss: bce (non-saturating) or hinge.", choices=LOSSES)] = "bce"
+    d_blur: Annotated[bool, Opt("Blur before each of the discriminator's strided convolutions (anti-aliasing, as in StyleGAN2); it removes the "
+                        "lattice of dots that msg and --grow draw early on, but D no longer sees the finest detail and G fills it with "
+                        "stripes (see the README).")] = False
+    spectral_norm: Annotated[bool, Opt("Spectral normalisation on the discriminator's layers (replaces its BatchNorm).")] = False
+    r1: Annotated[float, Opt("R1 gradient penalty weight (gamma) on real images (0 = off).", min=0)] = 0.0
+    ema: Annotated[bool, Opt("Sample from an exponential moving average of the generator's weights.")] = False
+    ema_decay: Annotated[float, Opt("Decay of that moving average.", min=0, below=1)] = 0.999
+    augment: Annotated[bool, Opt("Differentiable augmentation of everything D sees (DiffAugment).")] = False
+    augment_policy: Annotated[str, Opt("Which augmentations, comma-separated: color, translation, cutout.")] = "color,translation,cutout"
+    augment_p: Annotated[str, Opt("Probability of each augmentation, or 'auto' to adapt it to D's overfitting (ADA).")] = "1"
+    steps: Annotated[int, Opt("Training steps (one discriminator and one generator update each).", min=1)] = 3000
+    batch_size: Annotated[int, Opt("Images per batch.", min=1)] = 64
+    lr_g: Annotated[float, Opt("Generator learning rate.", above=0)] = 2e-4
+    lr_d: Annotated[float, Opt("Discriminator learning rate (half G's: on small data D otherwise pulls ahead).", above=0)] = 1e-4
+    beta1: Annotated[float, Opt("Adam beta1.", min=0, below=1)] = 0.5
+    beta2: Annotated[float, Opt("Adam beta2.", min=0, below=1)] = 0.999
+    d_skip_below: Annotated[float, Opt("Skip the discriminator's update while its loss is below this (0 = never).", min=0)] = 0.0
+    label_smoothing: Annotated[float, Opt("One-sided label smoothing: real targets become 1 - this.", min=0, below=1)] = 0.1
+    flip: Annotated[bool | None, Opt("Random horizontal flips.", default_text="on for folders, off for built-ins")] = None
+    eval_every: Annotated[int, Opt("Log a quick KID every N steps and keep the best generator as best.safetensors (0 = off).", min=0)] = 0
+    collapse_check: Annotated[bool, Opt("Warn when the samples lose variety (mode collapse); uses the lite0 feature network.")] = True
+    auto_balance: Annotated[bool, Opt("When the discriminator wins, skip its updates and lower its learning rate automatically.")] = False
+    seed: Annotated[int, Opt("Random seed; the same seed on the CPU gives the same weights.", min=-SEED_RANGE, max=SEED_RANGE)] = 0
+    device: Annotated[str, DEVICE] = "auto"
+    log_every: Annotated[int, Opt("Write a metrics line every N steps.", min=1)] = 50
+    sample_every: Annotated[int, Opt("Save a sample grid and refresh losses.png every N steps.", min=1)] = 500
+    checkpoint_every: Annotated[int, Opt("Save a checkpoint every N steps.", min=1)] = 500
+    keep: Annotated[int, Opt("How many of the newest checkpoints to keep.", min=1)] = 3
+    data_root: Annotated[str | None, Opt("Where mnist, fashion-mnist and cifar10 are cached or already stored.")] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """From a saved config.json section; keys this version does not know are dropped."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def validate(self) -> None:
+        """Raise GanforgeError, in one sentence naming the setting, for anything training would refuse."""
+        from ganforge.gan.augment import parse_policy
+
+        check(TrainConfig, self.to_dict())
+        if not isinstance(self.data, (str, os.PathLike)) or not os.fspath(self.data):
+            raise GanforgeError(f"DATA must name a folder of images or a built-in dataset, not {self.data!r}.")
+        if self.size is not None and self.size not in SIZES:
+            raise GanforgeError(f"--size must be a power of two from 16 to 256, not {self.size}.")
+        if self.grow_stage_steps is not None and not self.grow:
+            raise GanforgeError("--grow-stage-steps needs --grow: only a growing run trains in stages.")
+        if self.grow and self.arch != "dcgan":
+            raise GanforgeError(f"--grow builds its own convolutional networks; it cannot be combined with --arch {self.arch}.")
+        parse_policy(self.augment_policy)
+        if self.augment_p != "auto":
+            try:
+                ok = 0 <= float(self.augment_p) <= 1
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise GanforgeError(f"--augment-p must be a probability from 0 to 1 or 'auto', not {self.augment_p!r}.")
+
+
+def apply_preset(cfg: TrainConfig, explicit=()) -> TrainConfig:
+    """`cfg` with its preset's values in every field still at its default, except the fields named
+    in `explicit` (the CLI passes the options given on its command line, even where they equal
+    the default). A config whose preset is already filled in is returned as it is."""
+    if cfg.preset is None or cfg.preset_applied:
+        return cfg
+    if cfg.preset not in PRESETS:
+        raise GanforgeError(f"--preset must be one of {', '.join(PRESETS)}, not {cfg.preset!r}.")
+    defaults = {f.name: f.default for f in fields(cfg)}
+    chosen = {k: v for k, v in PRESETS[cfg.preset].items() if k not in explicit and getattr(cfg, k) == defaults[k]}
+    return replace(cfg, preset_applied=True, **chosen)

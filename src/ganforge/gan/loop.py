@@ -1,0 +1,270 @@
+"""The training loop: steps, and around them the cadences that log, sample, score and checkpoint.
+
+    from ganforge.gan.config import TrainConfig
+    from ganforge.gan.loop import train, resume_training
+    run_dir = train(TrainConfig(data="digits", steps=2000))
+    resume_training(run_dir, steps=4000)
+
+Everything the loop has to say goes out as events (`ganforge.gan.events`) to sinks: the run
+folder always, the terminal by default, anything else a caller adds. Checkpoints and generators
+it writes itself, since it reads them back to resume and to roll back after a divergence.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from ganforge.data import BatchSampler
+from ganforge.devices import pick_device
+from ganforge.errors import GanforgeError
+from ganforge.gan.checkpoint import latest_checkpoint, save_checkpoint, save_generator
+from ganforge.gan.config import TrainConfig
+from ganforge.gan.events import CheckpointSaved, Done, GeneratorSaved, Health, Log, MetricsRow, SampleGrid, Sink, Started, StepDone
+from ganforge.gan.health import HealthChecks, HealthEvent, is_diverged
+from ganforge.gan.run import Run, resume, start
+from ganforge.gan.sinks import ConsoleSink, RunFolderSink
+from ganforge.gan.trainer import GANTrainer, StepStats
+
+MAX_ROLLBACKS = 3
+
+
+class TrainingInterrupted(Exception):
+    """Raised after a checkpoint has been written in answer to Ctrl-C, SIGTERM or `stop_when`."""
+
+    def __init__(self, signum: int, step: int, run_dir: Path):
+        self.signum, self.step, self.run_dir = signum, step, run_dir
+        super().__init__(f"Stopped at step {step} ({signal.Signals(signum).name}); checkpoint saved. Continue with: ganforge train --resume {run_dir}")
+
+
+class LossWindow:
+    """Means of the step statistics since the last metrics row, and the speed over those steps."""
+
+    KEYS = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums, self.n, self.t = dict.fromkeys(self.KEYS, 0.0), 0, time.perf_counter()
+
+    def add(self, stats: StepStats) -> None:
+        for k in self.KEYS:
+            self.sums[k] += getattr(stats, k)
+        self.n += 1
+
+    def means(self, batch_size: int) -> dict:
+        row = {k: round(v / max(self.n, 1), 5) for k, v in self.sums.items()}
+        row["images_per_sec"] = round(self.n * batch_size / (time.perf_counter() - self.t), 2)
+        self.reset()
+        return row
+
+
+class StopFlag:
+    """Turns the first Ctrl-C or SIGTERM into a request to checkpoint and stop between steps;
+    a second one interrupts at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay as they are
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class TrainingLoop:
+    """Trains one `Run` (from `start` or `resume`) to its last step: `TrainingLoop(run, sinks).run()`.
+
+    Each step is the trainer's; around it, at their cadences, the loop logs a metrics row, scores
+    a KID, draws the fixed sample grid and checks it for collapse, and writes a checkpoint. It
+    applies what the health checks decide, and rolls back to the newest checkpoint when a loss
+    turns NaN or infinite.
+    """
+
+    def __init__(self, run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None):
+        self.cfg, self.model_cfg, self.folder, self.data = run.cfg, run.model_cfg, run.folder, run.data
+        self.state, self.notes = run.state, run.notes  # the checkpoint to resume from (None: a fresh run)
+        self.sinks = [RunFolderSink(run.folder), *sinks]
+        self.stop_when = stop_when
+        self.step, self.warnings, self.elapsed_before = 0, 0, 0.0
+
+    def emit(self, event) -> None:
+        for sink in self.sinks:
+            sink(event)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def run(self) -> Path:
+        try:
+            for note in self.notes:
+                self.emit(note)
+            self._set_up()
+            with StopFlag() as stop:
+                while self.step < self.cfg.steps:
+                    self._train_step(stop)
+            return self._finish()
+        finally:
+            for sink in self.sinks:
+                if hasattr(sink, "close"):
+                    sink.close()
+
+    def _set_up(self) -> None:
+        cfg, state, data = self.cfg, self.state, self.data
+        dev = pick_device(cfg.device)
+        self.trainer = GANTrainer(cfg, self.model_cfg, dev)
+        self.health = HealthChecks(cfg, data.images, dev)
+        if state is not None:
+            self.trainer.load_state_dict(state)
+            if "health" in state:
+                self.health.load_state_dict(state["health"])
+            self.step, self.elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+            self.warnings = int(state.get("health_warnings", 0))
+            message = f"Resuming {self.folder} at step {self.step} of {cfg.steps}."
+        else:
+            message = (f"Training {self.trainer.family.title} at {cfg.size}px on {data.name} "
+                       f"({len(data)} images, {data.channels} channel(s)) on {dev.type}.")
+        if dev.type == "cuda" and data.images.numel() < 2**30:  # small enough: keep the data on the GPU
+            data = replace(data, images=data.images.to(dev))
+        self.batches = BatchSampler(data, cfg.batch_size, cfg.seed, cfg.flip)
+        self.emit(Started(self.folder.path, self.step, cfg.steps, message))
+        self.t0 = time.perf_counter()
+        if state is None:
+            self._checkpoint(0)  # something to roll back to if the very first steps diverge
+        self.window = LossWindow()
+
+    def _train_step(self, stop: StopFlag) -> None:
+        cfg, trainer = self.cfg, self.trainer
+        stats = trainer.step(self.batches.batch(self.step), self.step)
+        if is_diverged(stats.loss_d, stats.loss_g):
+            self._roll_back(self.step + 1)
+            return
+        self.step += 1
+        step, last = self.step, self.step == cfg.steps
+        if event := self.health.after_step(step, stats.loss_d, stats.d_fake):
+            for action in event.actions:
+                trainer.apply(action)
+            self._warn(event)
+        self.window.add(stats)
+        if step % cfg.log_every == 0 or last:
+            self.emit(MetricsRow(step, {"step": step, **self.window.means(cfg.batch_size), "d_skipped": trainer.runtime.d_skipped,
+                                        "augment_p": round(trainer.augment_p, 4), "elapsed_s": round(self.elapsed(), 2),
+                                        "kimg": round(step * cfg.batch_size / 1000, 3), **trainer.family.progress(trainer.G)}))
+        if cfg.eval_every and step % cfg.eval_every == 0:
+            self._score()
+        if step % cfg.sample_every == 0 or last:
+            self._sample()
+        if step % cfg.checkpoint_every == 0 or last:
+            self._checkpoint(step)
+        self.emit(StepDone(step, stats, trainer))
+        if (stop.signum is not None or (self.stop_when is not None and self.stop_when(step))) and not last:
+            if step % cfg.checkpoint_every:
+                self._checkpoint(step)
+            signum = stop.signum or signal.SIGINT
+            interrupted = TrainingInterrupted(signum, step, self.folder.path)
+            self.emit(Done(step, round(self.elapsed(), 1), {}, str(interrupted), stopped_by=signum))
+            raise interrupted
+
+    def _score(self) -> None:
+        """--eval-every: a quick KID, and best.safetensors when it is the lowest so far."""
+        result = self.health.score(self.trainer.sampler(), self.model_cfg.latent_dim)
+        if result is None:
+            return
+        scored, best = result
+        self.emit(MetricsRow(self.step, {"step": self.step, **scored}))
+        if best:
+            path = save_generator(self.trainer.sampler(), self.model_cfg, self.folder.best, self.step, extra={"kid": scored["kid"]})
+            self.emit(GeneratorSaved(self.step, path))
+
+    def _sample(self) -> None:
+        """The fixed noise batch: checked for collapse, then drawn."""
+        samples = self.trainer.fixed_samples()
+        check = self.health.check_samples(self.step, samples, self.trainer.family.sample_resolution(self.trainer.G))
+        if check is not None:
+            self.emit(MetricsRow(self.step, {"step": self.step, "diversity_ratio": check.ratio}))
+        self.emit(SampleGrid(self.step, samples))
+        if check is not None and check.message:
+            self._warn(HealthEvent(self.step, "mode_collapse", check.message))
+
+    def _checkpoint(self, at: int) -> None:
+        state = {**self.trainer.state_dict(), "health": self.health.state_dict(), "health_warnings": self.warnings,
+                 "config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(), "elapsed_s": self.elapsed()}
+        self.emit(CheckpointSaved(at, save_checkpoint(state, self.folder, at, self.cfg.keep)))
+
+    def _warn(self, event: HealthEvent, back_to: int | None = None) -> None:
+        self.warnings += 1
+        self.emit(Health(event.step, event.kind, event.message, [asdict(a) for a in event.actions], back_to))
+
+    def _roll_back(self, failed_at: int) -> None:
+        """A NaN or infinite loss: back to the newest checkpoint with lower learning rates."""
+        trainer = self.trainer
+        if trainer.runtime.rollbacks >= MAX_ROLLBACKS:
+            raise GanforgeError(f"Training diverged (a NaN or infinite loss) at step {failed_at} after {MAX_ROLLBACKS} rollbacks; "
+                                f"the checkpoints in {self.folder} are intact. Try lower --lr-g and --lr-d, or --r1 10.")
+        state = latest_checkpoint(self.folder, warn=lambda message: self.emit(Log(message, "warning")))
+        if state is None:
+            raise GanforgeError(f"Training diverged at step {failed_at} and {self.folder} has no readable checkpoint to return to.")
+        trainer.roll_back(state)
+        if "health" in state:
+            self.health.load_state_dict(state["health"])
+        self.step = int(state["step"])
+        self._warn(HealthEvent(failed_at, "divergence", f"the loss diverged at step {failed_at}; rolled back to step {self.step} with "
+                                                        f"learning rates x{trainer.runtime.lr_scale:g} (rollback {trainer.runtime.rollbacks} of {MAX_ROLLBACKS})."),
+                   back_to=self.step)
+        self.window.reset()
+
+    def _finish(self) -> Path:
+        trainer, seconds = self.trainer, self.elapsed()
+        self.emit(GeneratorSaved(self.step, save_generator(trainer.sampler(), self.model_cfg, self.folder.generator, self.step,
+                                                           extra={"train_config": self.cfg.to_dict()})))
+        summary = {"step": self.step, "elapsed_s": round(seconds, 1), "d_skipped": trainer.runtime.d_skipped, "rollbacks": trainer.runtime.rollbacks,
+                   "best_kid": None if self.health.best_kid == float("inf") else self.health.best_kid, "health_warnings": self.warnings}
+        message = (f"Done: {self.step} steps in {seconds:.0f} s; {trainer.runtime.d_skipped} discriminator updates skipped; "
+                   f"{self.warnings} health warning(s){' (see summary.json)' if self.warnings else ''}.")
+        self.emit(Done(self.step, round(seconds, 1), summary, message))
+        return self.folder.path
+
+
+def fit(run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None) -> Path:
+    """Train `run` (from `start` or `resume`) to its last step; returns the run folder.
+
+    `stop_when(step)` is asked after every step; True stops there with a checkpoint and raises
+    TrainingInterrupted, as Ctrl-C does.
+    """
+    return TrainingLoop(run, sinks, stop_when).run()
+
+
+def _default_sinks(sinks: Iterable[Sink] | None) -> list[Sink]:
+    return [ConsoleSink()] if sinks is None else list(sinks)
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, *, sinks: Iterable[Sink] | None = None,
+          stop_when: Callable[[int], bool] | None = None, explicit=()) -> Path:
+    """Train a new run of `cfg`; returns its folder. `sinks` receive every event besides the run
+    folder (default: progress and messages on stderr; [] for none)."""
+    return fit(start(cfg, run_dir, explicit), _default_sinks(sinks), stop_when)
+
+
+def resume_training(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, *,
+                    sinks: Iterable[Sink] | None = None, stop_when: Callable[[int], bool] | None = None) -> Path:
+    """Continue the run in `run_dir` from its newest checkpoint, with its own settings; `steps` may
+    raise the number of steps and `device` move it."""
+    return fit(resume(run_dir, steps, device), _default_sinks(sinks), stop_when)

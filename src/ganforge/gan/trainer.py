@@ -1,0 +1,201 @@
+"""One GAN training step, as the lesson describes it: the discriminator learns real images towards 1
+and generated ones towards 0, then the generator learns through a frozen discriminator towards 1.
+
+    trainer = GANTrainer(cfg, model_cfg, torch.device("cpu"))
+    stats = trainer.step(real_u8, step)      # uint8 (B, C, H, W) -> StepStats
+
+The trainer holds the two networks, their optimizers, the EMA generator, the adaptive augmentation
+probability and the runtime state (`Runtime`); it knows nothing of files, folders or progress bars.
+Family-specific behaviour (image pyramids, growing resolutions) comes from the network family's
+adapter, so the step below is written once for all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.gan.augment import AdaptiveP, augment_views, parse_policy
+from ganforge.gan.config import TrainConfig
+from ganforge.gan.families.base import ModelConfig
+from ganforge.gan.health import Action
+from ganforge.gan.losses import LOSSES, r1_penalty
+from ganforge.gan.networks import build_discriminator, build_generator, family, recalibrate_batchnorm
+from ganforge.gan.sampling import generate, latents
+from ganforge.images import to_float
+
+FIXED_SAMPLES = 64
+
+
+@dataclass
+class StepStats:
+    loss_d: float
+    loss_g: float
+    d_real: float  # mean D output on the real batch
+    d_fake: float  # mean D output on the generated batch
+    d_skipped: bool
+
+
+@dataclass
+class Runtime:
+    """What training changes as it goes, besides weights and optimizer moments. It is saved in
+    checkpoints; the user's TrainConfig is never rewritten."""
+
+    d_skip_below: float  # starts at --d-skip-below; auto-balance may raise it
+    d_skipped: int = 0  # discriminator updates skipped so far
+    rollbacks: int = 0  # divergence recoveries so far
+    lr_scale: float = 1.0  # the cut of both learning rates that those recoveries made
+
+
+class GANTrainer:
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device):
+        self.cfg, self.model_cfg, self.device = cfg, model_cfg, device
+        self.family = family(model_cfg)(model_cfg, cfg)
+        self.loss = LOSSES[cfg.loss]
+        torch.manual_seed(cfg.seed)
+        self.G = build_generator(model_cfg).to(device)
+        self.D = build_discriminator(model_cfg).to(device)
+        # oneDNN's convolutions run faster on NHWC tensors; the result is the same network.
+        self.memory_format = torch.channels_last if device.type == "cpu" and self.family.channels_last else torch.contiguous_format
+        self.G.to(memory_format=self.memory_format)
+        self.D.to(memory_format=self.memory_format)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.fixed_noise = latents(FIXED_SAMPLES, model_cfg.latent_dim, cfg.seed).to(device)
+        self.runtime = Runtime(d_skip_below=cfg.d_skip_below)
+        self.ema = None
+        if cfg.ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema_decay = cfg.ema_decay  # set per step from the family's schedule
+            self.ema = AveragedModel(self.G, multi_avg_fn=lambda avg, cur, n: get_ema_multi_avg_fn(self.ema_decay)(avg, cur, n), use_buffers=True)
+        self.policy = parse_policy(cfg.augment_policy) if cfg.augment else ()
+        self.ada = AdaptiveP() if cfg.augment and cfg.augment_p == "auto" else None
+        self.augment_p = 0.0 if not cfg.augment else (self.ada.p if self.ada else float(cfg.augment_p))
+        self._sampler = None  # (EMA updates seen, generator with its BatchNorm statistics measured)
+
+    def _nets(self) -> list[nn.Module]:
+        return [self.G, self.D, *([self.ema.module] if self.ema is not None else [])]
+
+    def set_step(self, step: int) -> None:
+        """Bring every network to `step`'s schedule (a growing resolution, say)."""
+        self.family.begin_step(step, self._nets())
+
+    def step(self, real_u8: torch.Tensor, step: int) -> StepStats:
+        real = to_float(real_u8.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)  # (B, C, H, W) in [-1, 1]
+        z = latents(real.shape[0], self.model_cfg.latent_dim, self.cfg.seed * 1_000_033 + step + 1).to(self.device)
+        real_target = torch.full((real.shape[0],), 1.0 - self.cfg.label_smoothing, device=self.device)
+        g_aug = torch.Generator().manual_seed(self.cfg.seed * 2_000_029 + step + 1)
+        self.set_step(step)
+
+        def aug(x):
+            return augment_views(x, self.policy, self.augment_p, g_aug)
+
+        fake = self.family.fake(self.G, z)
+
+        # ---- update D: real images towards 1, generated images towards 0 ----
+        if self.cfg.r1 > 0:
+            real.requires_grad_(True)
+        logits_real = self.D(aug(self.family.real(real, self.G)))
+        logits_fake = self.D(aug(self.family.detach(fake)))
+        loss_d = self.loss.d(logits_real, logits_fake, real_target)
+        if self.cfg.r1 > 0:  # R1: penalise D's gradient on real images, keeping it smooth there
+            loss_d = loss_d + self.cfg.r1 / 2 * r1_penalty(logits_real, real)
+        if self.ada is not None:
+            self.augment_p = self.ada.update(logits_real)
+        skip = loss_d.item() < self.runtime.d_skip_below
+        if skip:  # D is winning: let G catch up
+            self.runtime.d_skipped += 1
+        else:
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+
+        # ---- update G through a frozen D, towards 1 ----
+        self.D.requires_grad_(False)
+        loss_g = self.loss.g(self.D(aug(fake)))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        if self.ema is not None:
+            self.ema_decay = self.family.ema_decay(step, self.cfg.ema_decay)
+            self.ema.update_parameters(self.G)
+
+        with torch.no_grad():
+            d_real, d_fake = torch.sigmoid(logits_real).mean().item(), torch.sigmoid(logits_fake).mean().item()
+        return StepStats(loss_d.item(), loss_g.item(), d_real, d_fake, skip)
+
+    # ---- the remedies that health checks decide on ----
+
+    def apply(self, action: Action) -> None:
+        if action.kind == "scale_lr_d":
+            for group in self.opt_d.param_groups:
+                group["lr"] *= action.value
+        elif action.kind == "skip_d_below":
+            self.runtime.d_skip_below = max(self.runtime.d_skip_below, action.value)
+        else:
+            raise ValueError(f"unknown action {action.kind!r}")
+
+    def roll_back(self, state: dict, lr_factor: float = 0.5) -> None:
+        """Return to a checkpoint after a divergence, with both learning rates cut by `lr_factor`
+        relative to what they were when the run diverged."""
+        rollbacks, new_scale = self.runtime.rollbacks + 1, self.runtime.lr_scale * lr_factor
+        self.load_state_dict(state)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= new_scale / self.runtime.lr_scale
+        self.runtime.rollbacks, self.runtime.lr_scale = rollbacks, new_scale
+
+    # ---- sampling ----
+
+    def sampler(self) -> nn.Module:
+        """The generator to draw pictures from: the moving average when there is one (a copy with
+        BatchNorm statistics measured for its weights, made once per EMA update), else G itself."""
+        if self.ema is None:
+            return self.G
+        version = int(self.ema.n_averaged)
+        if self._sampler is None or self._sampler[0] != version:
+            self._sampler = (version, recalibrate_batchnorm(self.ema.module, self.model_cfg.latent_dim, seed=self.cfg.seed))
+        return self._sampler[1]
+
+    @torch.no_grad()
+    def fixed_samples(self) -> torch.Tensor:
+        """The fixed noise batch through the sampler, (64, C, size, size) in [-1, 1] on the CPU."""
+        images = generate(self.sampler(), self.fixed_noise)  # eval mode, restored after
+        if images.shape[-1] < self.model_cfg.size:  # still growing: show it at full size
+            images = F.interpolate(images, size=self.model_cfg.size, mode="nearest")
+        return images
+
+    # ---- checkpoints ----
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            **asdict(self.runtime),
+            "torch_rng": torch.get_rng_state(),
+            **({"generator_ema": self.ema.module.state_dict(), "ema_n": self.ema.n_averaged} if self.ema is not None else {}),
+            **({"ada": self.ada.state_dict()} if self.ada is not None else {}),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.runtime = Runtime(d_skip_below=float(state["d_skip_below"]), d_skipped=int(state["d_skipped"]),
+                               rollbacks=int(state["rollbacks"]), lr_scale=float(state["lr_scale"]))
+        torch.set_rng_state(state["torch_rng"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["generator_ema"])
+            self.ema.n_averaged.copy_(state["ema_n"])
+        if self.ada is not None:
+            self.ada.load_state_dict(state["ada"])
+            self.augment_p = self.ada.p
+        self._sampler = None
