@@ -29,6 +29,7 @@ class ImageData:
     name: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     labels: torch.Tensor | None = None  # class labels for the built-in datasets
+    files: dict[str, tuple[int, int]] | None = None  # a folder's files: relative path -> (bytes, mtime in ns)
 
     @property
     def channels(self) -> int:
@@ -114,7 +115,27 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int | None = Non
     if len(arrays) < MIN_IMAGES:
         raise GanforgeError(f"Need at least {MIN_IMAGES} usable images, but {folder} has only {len(arrays)}.")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
-    return ImageData(_set_channels(images, channels), dataset_name(str(folder)), skipped)
+    return ImageData(_set_channels(images, channels), dataset_name(str(folder)), skipped, files=listing(folder, files))
+
+
+def listing(folder: Path, files: list[Path]) -> dict[str, tuple[int, int]]:
+    """relative path -> (size in bytes, modification time in ns): a cheap fingerprint of a folder."""
+    out = {}
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out[f.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def compare_listings(before: dict, now: dict) -> tuple[int, int, int]:
+    """(added, removed, changed) pictures between two listings."""
+    added = sum(1 for f in now if f not in before)
+    removed = sum(1 for f in before if f not in now)
+    changed = sum(1 for f in now if f in before and tuple(now[f]) != tuple(before[f]))
+    return added, removed, changed
 
 
 def _set_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:

@@ -99,8 +99,8 @@ def evaluate(source: str | os.PathLike, data: Annotated[str | os.PathLike, _DATA
     built-in datasets. Returns a JSON-ready dict."""
     check(evaluate, locals())  # first, so that locals() holds the arguments alone
     t0 = time.perf_counter()
-    extractor = build_extractor(features, device, inception_weights)
     fake, real = _load_pair(source, data, n, size, seed, device, data_root)
+    extractor = build_extractor(features, device, inception_weights)
     real_images = subset(real.images, n, seed + 1)
     if len(fake.images) < 10 or len(real_images) < 10:
         raise GanforgeError(f"need at least 10 images on each side; got {len(fake.images)} from {source} and {len(real_images)} from {data}.")

@@ -11,12 +11,15 @@ the library does, ends as one line starting `Error:` and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
 import sys
 
 import click
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, Interrupted, raise_interrupted
 
 # name -> "module:attribute" of a click.Command
 COMMANDS = {
@@ -29,9 +32,23 @@ COMMANDS = {
 }
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 2) -> None:
     click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(code)
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM ended a command outside training's own handling (which checkpoints)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stopped(signum: int) -> None:
+    name = signal.Signals(signum).name
+    click.echo(f"Stopped ({name}) before anything was saved; run the same command again to start over.", err=True)
+    sys.exit(128 + signum)
 
 
 class Group(click.Group):
@@ -43,6 +60,12 @@ class Group(click.Group):
             return None
         module, attr = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # before click turns it into a bare "Aborted!"
+            raise Stopped(getattr(exc, "signum", signal.SIGINT)) from None
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
@@ -60,9 +83,10 @@ class Group(click.Group):
             fail(" ".join(str(exc).split()))
         except click.ClickException as exc:  # a file click could not open, say
             fail(" ".join(exc.format_message().split()))
-        except click.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(130)
+        except Stopped as exc:
+            stopped(exc.signum)
+        except click.Abort as exc:  # Ctrl-C while click itself was busy
+            stopped(getattr(exc.__context__, "signum", signal.SIGINT))
         sys.exit(code or 0)
 
 
@@ -72,5 +96,46 @@ def cli():
     """Train a GAN on your own pictures, and repaint photographs in the style of a painting."""
 
 
+# Commands that need torch import it (and its compiled companions) first, with signals held back
+# until the imports are done: a KeyboardInterrupt inside torch's C++ start-up code aborts the whole
+# process ("terminate called after throwing pybind11::error_already_set") instead of stopping it.
+COMPILED = ("torch", "torchvision", "safetensors.torch")
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM that arrive inside are acted on when it ends, as Interrupted."""
+    pending = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            raise Interrupted(pending[0])
+
+
 def main():
-    cli(prog_name="ganforge")
+    # SIGTERM stops the way Ctrl-C does, from the first moment: cleanly, with one line. (Training
+    # replaces both with handlers that checkpoint first.)
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    argv = sys.argv[1:]
+    try:
+        if next((a for a in argv if a in COMMANDS), "report") != "report" and not {"-h", "--help"} & set(argv):
+            try:
+                with signals_held():
+                    for name in COMPILED:
+                        importlib.import_module(name)
+            except KeyboardInterrupt as exc:
+                stopped(getattr(exc, "signum", signal.SIGINT))
+        cli(prog_name="ganforge")
+    except SystemExit as exc:
+        if isinstance(exc.code, int) and 128 < exc.code < 128 + 65:
+            # Stopped by a signal, and said so. CPython would end the process by SIGINT instead of
+            # this exit code if the KeyboardInterrupt had passed through code run by PyRun_String
+            # (pybind11's exec, during torch's import), even though it was caught later.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code)
+        raise

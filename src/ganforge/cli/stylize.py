@@ -18,6 +18,7 @@ from PIL import Image
 
 from ganforge.cli.options import options_from
 from ganforge.errors import GanforgeError
+from ganforge.fileio import make_folder
 from ganforge.style import RECIPES, StyleProgress, stylize
 
 
@@ -38,6 +39,7 @@ def stylize_command(content, styles, output, list_layers, **options):
         raise GanforgeError("give the output file with -o OUT.png.")
     if Path(output).suffix.lower() not in Image.registered_extensions():
         raise GanforgeError(f"{output}: unknown image extension; use .png, .jpg or .webp.")
+    make_folder(Path(output).parent)  # a place the result cannot go is found before the work, not after
 
     from tqdm import tqdm
 

@@ -20,12 +20,13 @@ from ganforge.options import flag
 
 
 @click.command("train")
-@click.argument("data", required=False, default=TrainConfig.data)
+@click.argument("data", required=False)
+@click.option("--data", "data_option", metavar="DATA", help="The same as the DATA argument; with --resume, where the run's pictures are now.")
 @options_from(TrainConfig)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: runs/NNNNN-<data>].")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder from its latest checkpoint.")
 @click.pass_context
-def train_command(ctx, data, run_dir, resume, **params):
+def train_command(ctx, data, data_option, run_dir, resume, **params):
     """Train a GAN on DATA: a folder of your pictures, or digits (default), mnist, fashion-mnist, cifar10.
 
     The run folder's path is the last line printed.
@@ -34,21 +35,22 @@ def train_command(ctx, data, run_dir, resume, **params):
     from ganforge.gan.run import RESUMABLE
     from ganforge.gan.sinks import ConsoleSink
 
+    if data is not None and data_option is not None:
+        raise GanforgeError("give the pictures once: as DATA or as --data, not both.")
+    data = data if data is not None else data_option
     given = {n for n in params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
     try:
         if resume is not None:
-            extra = sorted(flag(n) for n in given - set(RESUMABLE))
-            extra += ["DATA"] * (ctx.get_parameter_source("data") == ParameterSource.COMMANDLINE) + ["--run-dir"] * (run_dir is not None)
+            extra = sorted(flag(n) for n in given - set(RESUMABLE)) + ["--run-dir"] * (run_dir is not None)
             if extra:
-                raise GanforgeError(f"--resume continues with the run's own settings; only {' and '.join(map(flag, RESUMABLE))} may be given "
+                raise GanforgeError(f"--resume continues with the run's own settings; only {', '.join(map(flag, RESUMABLE))} may be given "
                                     f"(not {', '.join(extra)}).")
-            out = resume_training(resume, **{n: params[n] for n in RESUMABLE if n in given}, sinks=[ConsoleSink()])
+            out = resume_training(resume, data=data, **{n: params[n] for n in RESUMABLE if n in given}, sinks=[ConsoleSink()])
         else:
-            cfg = TrainConfig(data=data, **values_for(TrainConfig, params))
+            cfg = TrainConfig(data=data if data is not None else TrainConfig.data, **values_for(TrainConfig, params))
             out = train(cfg, run_dir, sinks=[ConsoleSink()], explicit=given)
     except TrainingInterrupted as exc:
         click.echo(str(exc), err=True)
         click.echo(str(exc.run_dir))
         sys.exit(128 + int(exc.signum))
     click.echo(str(out))
-

@@ -12,6 +12,7 @@ file or the complete new one, never half a file under a real name.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -32,7 +33,9 @@ def save_checkpoint(state: dict, run: RunFolder | str | os.PathLike, step: int, 
     """Write run's checkpoint for `step`, then delete all but the newest `keep`."""
     run = RunFolder(run) if not isinstance(run, RunFolder) else run
     state = {"format_version": FORMAT_VERSION, "step": step, **state}
-    path = atomic_write(run.checkpoint(step), lambda f: torch.save(state, f))
+    buffer = io.BytesIO()  # in memory first: torch.save would hide a full disk behind an error of its own
+    torch.save(state, buffer)
+    path = atomic_write(run.checkpoint(step), lambda f: f.write(buffer.getbuffer()))
     for _, old in run.checkpoint_files()[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path

@@ -67,6 +67,8 @@ class TrainConfig:
     r1: Annotated[float, Opt("R1 gradient penalty weight (gamma) on real images (0 = off).", min=0)] = 0.0
     ema: Annotated[bool, Opt("Sample from an exponential moving average of the generator's weights.")] = False
     ema_decay: Annotated[float, Opt("Decay of that moving average.", min=0, below=1)] = 0.999
+    ema_warmup: Annotated[bool, Opt("Let the moving average start short and lengthen up to --ema-decay, so that early samples show what "
+                                    "G has learnt rather than its first weights.")] = True
     augment: Annotated[bool, Opt("Differentiable augmentation of everything D sees (DiffAugment).")] = False
     augment_policy: Annotated[str, Opt("Which augmentations, comma-separated: color, translation, cutout.")] = "color,translation,cutout"
     augment_p: Annotated[str, Opt("Probability of each augmentation, or 'auto' to adapt it to D's overfitting (ADA).")] = "1"
@@ -97,6 +99,8 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         """From a saved config.json section; keys this version does not know are dropped."""
         names = {f.name for f in fields(cls)}
+        if "ema_warmup" not in d:  # written before the warm-up existed: the run had none
+            d = {**d, "ema_warmup": False}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def validate(self) -> None:

@@ -190,9 +190,9 @@ class HealthChecks:
         needs_features = images is not None and (cfg.eval_every > 0 or cfg.collapse_check)
         extractor = build_extractor("lite0", device=device) if needs_features else None
         self.kid = KIDTracker(images, extractor, n=128, seed=cfg.seed) if needs_features and cfg.eval_every > 0 else None
-        # An EMA generator still carries its first weights for a few averaging windows, so its
-        # samples look alike for longer; warn about low variety only after that.
-        warmup = max(1000, int(3 / (1 - cfg.ema_decay))) if cfg.ema else 1000
+        # An EMA generator without --ema-warmup still carries its first weights for a few averaging
+        # windows, so its samples look alike for longer; warn about low variety only after that.
+        warmup = max(1000, int(3 / (1 - cfg.ema_decay))) if cfg.ema and not cfg.ema_warmup else 1000
         self.collapse = CollapseDetector(images, extractor, warmup=warmup, seed=cfg.seed) if needs_features and cfg.collapse_check else None
         self.best_kid = math.inf
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ganforge.data import BatchSampler
 from ganforge.devices import pick_device
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, Interrupted
 from ganforge.gan.checkpoint import latest_checkpoint, save_checkpoint, save_generator
 from ganforge.gan.config import TrainConfig
 from ganforge.gan.events import CheckpointSaved, Done, GeneratorSaved, Health, Log, MetricsRow, SampleGrid, Sink, Started, StepDone
@@ -34,11 +34,13 @@ MAX_ROLLBACKS = 3
 
 
 class TrainingInterrupted(Exception):
-    """Raised after a checkpoint has been written in answer to Ctrl-C, SIGTERM or `stop_when`."""
+    """Training stopped early on Ctrl-C, SIGTERM or `stop_when`, with a checkpoint to continue from:
+    one written at `step`, or, after a second signal that stopped it at once, the newest before."""
 
-    def __init__(self, signum: int, step: int, run_dir: Path):
+    def __init__(self, signum: int, step: int, run_dir: Path, saved_step: int | None = None):
         self.signum, self.step, self.run_dir = signum, step, run_dir
-        super().__init__(f"Stopped at step {step} ({signal.Signals(signum).name}); checkpoint saved. Continue with: ganforge train --resume {run_dir}")
+        saved = "checkpoint saved" if saved_step in (None, step) else f"the newest checkpoint is step {saved_step}'s"
+        super().__init__(f"Stopped at step {step} ({signal.Signals(signum).name}); {saved}. Continue with: ganforge train --resume {run_dir}")
 
 
 class LossWindow:
@@ -82,7 +84,7 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
         self.signum = signum
 
     def __exit__(self, *exc):
@@ -100,6 +102,7 @@ class TrainingLoop:
     """
 
     def __init__(self, run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None):
+        self.run_ = run
         self.cfg, self.model_cfg, self.folder, self.data = run.cfg, run.model_cfg, run.folder, run.data
         self.state, self.notes = run.state, run.notes  # the checkpoint to resume from (None: a fresh run)
         self.sinks = [RunFolderSink(run.folder), *sinks]
@@ -114,6 +117,7 @@ class TrainingLoop:
         return self.elapsed_before + time.perf_counter() - self.t0
 
     def run(self) -> Path:
+        self.saved = self.state is not None  # whether the folder holds a run yet (a checkpoint)
         try:
             for note in self.notes:
                 self.emit(note)
@@ -122,10 +126,19 @@ class TrainingLoop:
                 while self.step < self.cfg.steps:
                     self._train_step(stop)
             return self._finish()
+        except BaseException as exc:
+            if not self.saved:  # a start that never reached its first checkpoint leaves nothing behind
+                self.run_.discard()
+            elif isinstance(exc, KeyboardInterrupt):  # a second Ctrl-C, say: stopped at once
+                newest = self.folder.checkpoint_files()
+                raise TrainingInterrupted(getattr(exc, "signum", signal.SIGINT), self.step, self.folder.path,
+                                          newest[-1][0] if newest else None) from None
+            raise
         finally:
             for sink in self.sinks:
                 if hasattr(sink, "close"):
                     sink.close()
+            self.run_.release()
 
     def _set_up(self) -> None:
         cfg, state, data = self.cfg, self.state, self.data
@@ -207,7 +220,9 @@ class TrainingLoop:
     def _checkpoint(self, at: int) -> None:
         state = {**self.trainer.state_dict(), "health": self.health.state_dict(), "health_warnings": self.warnings,
                  "config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(), "elapsed_s": self.elapsed()}
-        self.emit(CheckpointSaved(at, save_checkpoint(state, self.folder, at, self.cfg.keep)))
+        path = save_checkpoint(state, self.folder, at, self.cfg.keep)
+        self.saved = True
+        self.emit(CheckpointSaved(at, path))
 
     def _warn(self, event: HealthEvent, back_to: int | None = None) -> None:
         self.warnings += 1
@@ -263,8 +278,8 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, *, sinks: 
     return fit(start(cfg, run_dir, explicit), _default_sinks(sinks), stop_when)
 
 
-def resume_training(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, *,
+def resume_training(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, data: str | os.PathLike | None = None, *,
                     sinks: Iterable[Sink] | None = None, stop_when: Callable[[int], bool] | None = None) -> Path:
     """Continue the run in `run_dir` from its newest checkpoint, with its own settings; `steps` may
-    raise the number of steps and `device` move it."""
-    return fit(resume(run_dir, steps, device), _default_sinks(sinks), stop_when)
+    raise the number of steps, `device` move it, and `data` point to its pictures' new place."""
+    return fit(resume(run_dir, steps, device, data), _default_sinks(sinks), stop_when)

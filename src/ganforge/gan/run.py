@@ -3,20 +3,25 @@
     run = start(TrainConfig(data="photos/", size=64))      # validates, loads data, makes the folder
     run = resume("runs/00003-photos", steps=30000)         # its own settings, its newest checkpoint
 
-Both check everything they can before writing anything, and return a `Run` that
-`ganforge.gan.loop.fit` trains.
+Both check everything they can before writing anything, lock the folder against a second
+process, and return a `Run` that `ganforge.gan.loop.fit` trains. A folder becomes a run with its
+first checkpoint; until then, whatever stops the start (an error, Ctrl-C, a kill) leaves nothing
+that blocks the same command from starting it again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ganforge.data import ImageData, dataset_name, default_size, is_builtin, load_data
+from ganforge.data import ImageData, compare_listings, dataset_name, default_size, is_builtin, load_data
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write_text, make_folder, remove_temporaries
 from ganforge.gan.checkpoint import latest_checkpoint
 from ganforge.gan.config import TrainConfig, apply_preset
 from ganforge.gan.events import Log
@@ -24,23 +29,42 @@ from ganforge.gan.families.base import ModelConfig
 from ganforge.gan.families.layers import default_width
 from ganforge.gan.families.progressive import grow_stages
 from ganforge.gan.networks import FAMILIES
-from ganforge.gan.rundir import RunFolder, create_run_folder
+from ganforge.gan.rundir import RunFolder, RunLock, create_run_folder
 from ganforge.version import __version__
 
 RUNS_ROOT = Path("runs")
-RESUMABLE = ("steps", "device")  # what a resumed run may change; all else is the run's own
+RESUMABLE = ("steps", "device", "data")  # what a resumed run may change; all else is the run's own
 
 
 @dataclass
 class Run:
-    """A run folder ready to train: its settings, its data, and the checkpoint to continue from."""
+    """A run folder ready to train, locked for this process: its settings, its data, and the
+    checkpoint to continue from."""
 
     folder: RunFolder
     cfg: TrainConfig  # resolved: every "auto" setting filled in from the data
     model_cfg: ModelConfig
     data: ImageData
-    state: dict | None = None  # None: a fresh run
+    state: dict | None = None  # None: a fresh run, which becomes a run with its first checkpoint
     notes: list[Log] = field(default_factory=list)  # what starting found worth saying
+    lock: RunLock | None = None
+    created: bool = False  # whether this start made the folder
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def discard(self) -> None:
+        """Undo a start that never reached its first checkpoint, so that nothing blocks the same
+        command from starting again: its folder goes if this start made it, else what it wrote."""
+        try:
+            if self.created:
+                shutil.rmtree(self.folder.path, ignore_errors=True)
+            else:
+                self.folder.clear_start()
+        finally:
+            self.release()
 
 
 def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig]:
@@ -63,6 +87,8 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
     return cfg, model
 
 
+
+
 def library_versions() -> dict:
     import numpy
     import PIL
@@ -73,17 +99,39 @@ def library_versions() -> dict:
             "numpy": numpy.__version__, "pillow": PIL.__version__}
 
 
-def _check_fits(cfg: TrainConfig, data: ImageData) -> None:
-    if cfg.batch_size > len(data):
-        raise GanforgeError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(data)} images).")
+def _fit_batch(cfg: TrainConfig, data: ImageData, notes: list[Log]) -> TrainConfig:
+    """A folder smaller than --batch-size trains on batches of all its pictures."""
+    if cfg.batch_size <= len(data):
+        return cfg
+    notes.append(Log(f"--batch-size {cfg.batch_size} is more than the {len(data)} pictures; training on batches of {len(data)}.", "warning"))
+    return replace(cfg, batch_size=len(data))
+
+
+def _config_json(cfg: TrainConfig, model_cfg: ModelConfig, data: ImageData) -> dict:
+    return {"train": cfg.to_dict(), "model": model_cfg.to_dict(), "dataset": {"name": data.name, "images": len(data), "skipped": len(data.skipped)},
+            "versions": library_versions()}
+
+
+def _write_listing(folder: RunFolder, cfg: TrainConfig, data: ImageData) -> None:
+    if data.files is not None:
+        atomic_write_text(folder.data_listing, json.dumps({"root": cfg.data, "files": data.files}) + "\n")
+
+
+def _tidy(folder: RunFolder, notes: list[Log]) -> None:
+    """Remove what killed writes left behind in the folder."""
+    removed = remove_temporaries(folder.path)
+    if removed:
+        notes.append(Log(f"removed {len(removed)} unfinished file(s) that an interrupted write left: "
+                         f"{', '.join(p.name for p in removed[:3])}{' ...' if len(removed) > 3 else ''}", "detail"))
 
 
 def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=()) -> Run:
-    """A new run of `cfg` in `run_dir` (default: runs/NNNNN-<data>/).
+    """A new run of `cfg` in `run_dir` (default: runs/NNNNN-<data>/), locked for this process.
 
     `cfg.preset` fills every setting still at its default, except those named in `explicit` (the
     command line passes the options it was given). Settings, device and data are checked before
-    the folder is made.
+    the folder is made. A `run_dir` holding a start that never reached its first checkpoint is
+    started afresh; one holding a run is refused.
     """
     cfg = apply_preset(cfg, explicit)
     cfg.validate()
@@ -91,47 +139,109 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
     pick_device(cfg.device)
     data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root)
     cfg, model_cfg = resolve(cfg, data)
-    _check_fits(cfg, data)
+    notes: list[Log] = []
+    cfg = _fit_batch(cfg, data, notes)
     if not is_builtin(cfg.data):
         cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
     if run_dir is not None:
         folder = RunFolder(Path(run_dir))
-        if folder.config.exists():
-            raise GanforgeError(f"{folder} already holds a run; continue it with --resume {folder}, or choose another --run-dir.")
-        folder.path.mkdir(parents=True, exist_ok=True)
+        created = not folder.path.exists()
+        make_folder(folder.path)
     else:
-        folder = create_run_folder(RUNS_ROOT, dataset_name(cfg.data))
-    folder.write_config({"train": cfg.to_dict(), "model": model_cfg.to_dict(),
-                         "dataset": {"name": data.name, "images": len(data), "skipped": len(data.skipped)}, "versions": library_versions()})
-    notes = []
+        folder, created = create_run_folder(RUNS_ROOT, dataset_name(cfg.data)), True
+    run = Run(folder, cfg, model_cfg, data, None, notes, created=created)
+    try:
+        run.lock = RunLock(folder)
+        if folder.config.exists():
+            if folder.is_run():
+                raise GanforgeError(f"{folder} already holds a run; continue it with --resume {folder}, or choose another --run-dir.")
+            notes.append(Log(f"{folder} held a start that never reached its first checkpoint; starting it afresh.", "warning"))
+            folder.clear_start()
+        _tidy(folder, notes)
+        folder.write_config(_config_json(cfg, model_cfg, data))
+        _write_listing(folder, cfg, data)
+    except BaseException:
+        if run.lock is None or folder.is_run():  # not ours to clean: another process's, or a real run
+            run.created = False
+            run.release()
+        else:
+            run.discard()
+        raise
     if data.skipped:
         notes += [Log(data.skip_summary(), "warning"), Log("\n".join(f"  skipped {f}: {why}" for f, why in data.skipped), "detail")]
-    return Run(folder, cfg, model_cfg, data, None, notes)
+    return run
 
 
-def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None) -> Run:
-    """The run in `run_dir`, to continue from its newest readable checkpoint with its own settings;
-    only `steps` (to train further) and `device` may change."""
+def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, data: str | os.PathLike | None = None) -> Run:
+    """The run in `run_dir`, locked for this process, to continue from its newest readable
+    checkpoint with its own settings; only `steps` (to train further), `device` and `data` (the
+    same pictures, moved) may change. A run whose start never reached its first checkpoint
+    starts again from step 0."""
     folder = RunFolder(Path(run_dir))
     if not folder.path.is_dir():
         raise GanforgeError(f"{folder}: no such run folder.")
+    folder.read_config()  # a folder that is no run is refused before anything is written into it
+    lock = RunLock(folder)
+    try:
+        run = _resume(folder, steps, device, data)
+    except BaseException:
+        lock.release()
+        raise
+    run.lock = lock
+    return run
+
+
+def _resume(folder: RunFolder, steps: int | None, device: str | None, new_data: str | os.PathLike | None) -> Run:
     saved = folder.read_config()
     try:
         cfg = TrainConfig.from_dict(saved["train"])
     except (KeyError, TypeError, AttributeError):
         raise GanforgeError(f"{folder.config} is damaged; cannot resume this run.") from None
     cfg = replace(cfg, **{k: v for k, v in (("steps", steps), ("device", device)) if v is not None})
+    if new_data is not None:
+        new_data = os.fspath(new_data)
+        cfg = replace(cfg, data=new_data if is_builtin(new_data) else str(Path(new_data).resolve()))
     cfg.validate()
     pick_device(cfg.device)
     notes: list[Log] = []
     state = latest_checkpoint(folder, warn=lambda message: notes.append(Log(message, "warning")))
-    if state is None:
+    if state is None and folder.checkpoint_files():
         raise GanforgeError(f"{folder} has no readable checkpoint to resume from.")
-    if int(state["step"]) >= cfg.steps:
+    if state is not None and int(state["step"]) >= cfg.steps:
         raise GanforgeError(f"{folder} already reached step {int(state['step'])}; pass a larger --steps to continue it.")
-    if "health_warnings" not in state:  # written before the count was kept: count the logged events
-        state["health_warnings"] = sum(1 for r in folder.read_metrics() if "health" in r and r.get("step", 0) <= int(state["step"]))
+    if not is_builtin(cfg.data) and not Path(cfg.data).exists():
+        raise GanforgeError(f"{cfg.data}, the pictures this run trained on, is gone; if they moved, continue with: "
+                            f"ganforge train --resume {folder} --data NEW_PATH.")
     data = load_data(cfg.data, cfg.size, cfg.channels, cfg.data_root)
     cfg, model_cfg = resolve(cfg, data)
-    _check_fits(cfg, data)
+    cfg = _fit_batch(cfg, data, notes)
+    _tidy(folder, notes)
+    if state is None:  # killed before its first checkpoint: start it again, with its own settings
+        notes.append(Log(f"{folder} never reached its first checkpoint; training it from step 0 with its own settings.", "warning"))
+        folder.clear_start()
+        folder.write_config(_config_json(cfg, model_cfg, data))
+        _write_listing(folder, cfg, data)
+        return Run(folder, cfg, model_cfg, data, None, notes)
+    _note_data_changes(folder, cfg, data, notes)
+    if cfg.to_dict() != TrainConfig.from_dict(saved["train"]).to_dict() | {"steps": cfg.steps, "device": cfg.device}:
+        folder.write_config({**saved, "train": cfg.to_dict(), "dataset": _config_json(cfg, model_cfg, data)["dataset"]})
+    if "health_warnings" not in state:  # written before the count was kept: count the logged events
+        state["health_warnings"] = sum(1 for r in folder.read_metrics() if "health" in r and r.get("step", 0) <= int(state["step"]))
     return Run(folder, cfg, model_cfg, data, state, notes)
+
+
+def _note_data_changes(folder: RunFolder, cfg: TrainConfig, data: ImageData, notes: list[Log]) -> None:
+    """Say, and log, when the pictures differ from those the run trained on; then remember them."""
+    if data.files is None:
+        return
+    try:
+        before = json.loads(folder.data_listing.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        before = None  # a run from before the listing was kept, or a damaged one: nothing to compare
+    if before is not None:
+        added, removed, changed = compare_listings(before, data.files)
+        if added or removed or changed:
+            notes.append(Log(f"the pictures in {cfg.data} changed since the run began: {added} added, {removed} removed, {changed} changed; "
+                             f"training continues on the {len(data)} there now (so it will not repeat an uninterrupted run exactly).",
+                             "warning"))
+    _write_listing(folder, cfg, data)

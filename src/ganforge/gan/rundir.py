@@ -11,18 +11,31 @@
         generator.safetensors  the trained generator, for sharing
         best.safetensors       the generator with the best KID (--eval-every)
         report.html            `ganforge report`
+        data.json              the pictures trained on (names, sizes, times), to notice changes on resume
+        .lock                  held by the process training the run
+
+A folder becomes a run with its first checkpoint: one that has config.json but no checkpoint is a
+start that did not finish (killed, say), and the same command starts it afresh.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ganforge.errors import GanforgeError
-from ganforge.fileio import atomic_write, atomic_write_text
+from ganforge.fileio import append_text, atomic_write, atomic_write_text, reason
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 _STEP_FILE = re.compile(r"^step-(\d+)\.(pt|png)$")
 _NUMBERED = re.compile(r"^(\d{5})-")
@@ -45,6 +58,10 @@ class RunFolder:
     generator = property(lambda self: self.path / "generator.safetensors")
     best = property(lambda self: self.path / "best.safetensors")
     report = property(lambda self: self.path / "report.html")
+    data_listing = property(lambda self: self.path / "data.json")
+    lock_file = property(lambda self: self.path / ".lock")
+    # What a start writes; a start that never reached its first checkpoint leaves only these.
+    STARTED = ("config.json", "log.txt", "metrics.jsonl", "data.json", "summary.json", "losses.png", "samples", "checkpoints")
 
     def __str__(self) -> str:
         return str(self.path)
@@ -96,12 +113,10 @@ class RunFolder:
     # ---- log.txt and metrics.jsonl ----
 
     def append_log(self, message: str) -> None:
-        with open(self.log, "a") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        append_text(self.log, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_text(self.metrics, json.dumps(row) + "\n")
 
     def read_metrics(self) -> list[dict]:
         """Every complete row; a line cut short by a kill is passed over."""
@@ -121,6 +136,25 @@ class RunFolder:
         atomic_write(self.metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
 
 
+    # ---- starts that did not finish ----
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run: settings and at least one checkpoint file."""
+        return self.config.exists() and bool(self.checkpoint_files())
+
+    def clear_start(self) -> None:
+        """Delete what an unfinished start wrote (never anything else in the folder)."""
+        for name in self.STARTED:
+            path = self.path / name
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise GanforgeError(f"could not remove {path} of an unfinished start: {reason(exc)}.") from None
+
+
 def create_run_folder(root: Path, name: str) -> RunFolder:
     """A new, empty root/NNNNN-name, numbered one past the highest run already there.
 
@@ -128,12 +162,50 @@ def create_run_folder(root: Path, name: str) -> RunFolder:
     moment never share one: the second moves on to the next number.
     """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    number = max((int(m.group(1)) for p in root.iterdir() if (m := _NUMBERED.match(p.name))), default=-1) + 1
-    while True:
-        path = root / f"{number:05d}-{name}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        number = max((int(m.group(1)) for p in root.iterdir() if (m := _NUMBERED.match(p.name))), default=-1) + 1
+        while True:
+            path = root / f"{number:05d}-{name}"
+            try:
+                path.mkdir()
+                return RunFolder(path)
+            except FileExistsError:
+                number += 1
+    except OSError as exc:
+        raise GanforgeError(f"could not create a run folder in {root}: {reason(exc)}.") from None
+
+
+class RunLock:
+    """An exclusive lock on a run folder while a process trains it, so that a second process
+    training or resuming the same run is refused. It is the operating system's file lock on
+    `.lock`, which the kernel drops when its process ends, however it ends: a killed run never
+    leaves its folder locked. The holder's process id is written in the file, to name it."""
+
+    def __init__(self, folder: RunFolder):
+        self.folder, self.fd = folder, None
         try:
-            path.mkdir()
-            return RunFolder(path)
-        except FileExistsError:
-            number += 1
+            fd = os.open(folder.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise GanforgeError(f"could not write {folder.lock_file}: {reason(exc)}.") from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            try:
+                holder = os.read(fd, 100).decode(errors="replace").split() or ["?"]
+            except OSError:
+                holder = ["?"]
+            os.close(fd)
+            raise GanforgeError(f"{folder} is being trained by process {holder[0]}; wait for it to finish, or stop it "
+                                f"(Ctrl-C there, or kill {holder[0]}) and then resume.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the lock
+            self.fd = None

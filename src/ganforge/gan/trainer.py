@@ -122,12 +122,19 @@ class GANTrainer:
         self.opt_g.step()
         self.D.requires_grad_(True)
         if self.ema is not None:
-            self.ema_decay = self.family.ema_decay(step, self.cfg.ema_decay)
+            self.ema_decay = self.ema_decay_at(step)
             self.ema.update_parameters(self.G)
 
         with torch.no_grad():
             d_real, d_fake = torch.sigmoid(logits_real).mean().item(), torch.sigmoid(logits_fake).mean().item()
         return StepStats(loss_d.item(), loss_g.item(), d_real, d_fake, skip)
+
+    def ema_decay_at(self, step: int) -> float:
+        """The moving average's decay at `step`: the family's schedule, and with --ema-warmup the
+        ramp of TensorFlow's ExponentialMovingAverage, (1 + step) / (10 + step), so that the
+        average follows G closely at first and lengthens up to --ema-decay."""
+        decay = self.family.ema_decay(step, self.cfg.ema_decay)
+        return min(decay, (1 + step) / (10 + step)) if self.cfg.ema_warmup else decay
 
     # ---- the remedies that health checks decide on ----
 

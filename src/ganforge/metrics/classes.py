@@ -108,7 +108,10 @@ def load_classifier(dataset: str, data_root: str | os.PathLike | None = None, ca
     x, y = _classifier_input(labelled.images, resolution), labelled.labels.long()
     model, accuracy = _train_classifier(x, y, resolution, len(names), epochs=60 if dataset == "digits" else 3)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda f: f.write(save(tensors, metadata={"dataset": dataset, "accuracy": str(accuracy)})))
+    try:
+        atomic_write(path, lambda f: f.write(save(tensors, metadata={"dataset": dataset, "accuracy": str(accuracy)})))
+    except GanforgeError:  # a cache that cannot be written: train the classifier again next time
+        pass
     return model, accuracy
 
 
