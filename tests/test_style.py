@@ -289,3 +289,53 @@ def test_folding_batchnorm_keeps_lite0_features():
 def test_wrong_weights_file_is_one_sentence(images, backbone):
     with pytest.raises(GanforgeError, match="weights"):
         stylize(images / "content.png", images / "style.jpg", backbone=backbone, weights=images / "content.png", **FAST)
+
+
+# ---- memory
+
+
+def test_a_size_that_cannot_fit_is_refused_before_work_with_the_largest_that_fits(images, monkeypatch):
+    from ganforge import style
+
+    monkeypatch.setattr(style, "available_memory", lambda device: 2e9)
+    monkeypatch.setattr(style, "build_backbone", lambda *a, **k: pytest.fail("refused too late"))
+    with pytest.raises(GanforgeError) as err:
+        stylize(images / "content.png", images / "style.jpg", size=4096, steps=1, scales=1)
+    message = str(err.value)
+    assert message.startswith("--size 4096 would need about ") and "but 2.0 GB of memory are free; the largest --size that fits is about" in message
+    largest = int(message.rsplit(" ", 1)[-1].rstrip("."))
+    assert 16 <= largest < 4096
+    assert style.estimate_memory("lite0", (96, 96), [(90, 60)], largest, 1, 1.0, 4096) <= 0.9 * 2e9
+    assert style.estimate_memory("lite0", (96, 96), [(90, 60)], largest + 16, 1, 1.0, 4096) > 0.9 * 2e9
+
+
+def test_the_style_scale_is_bounded(images):
+    said = []
+    out = stylize(images / "content.png", images / "style.jpg", size=32, steps=1, scales=1, style_scale=100, log=said.append)
+    assert out.size == (32, 32) and any("--style-scale 100 is more than 4" in s for s in said)
+    from ganforge.style import style_size
+
+    assert style_size((90, 60), 64, 100.0, 4096) == style_size((90, 60), 64, 4.0, 4096) == (256, 171)  # 4 at most
+    assert style_size((90, 60), 2048, 4.0, 4096) == (4096, 2731)  # and never beyond --max-size
+
+
+def test_the_memory_estimate_covers_a_real_run(images, tmp_path):
+    """In a fresh process, the peak resident memory of a run stays under its estimate."""
+    import json
+    import subprocess
+    import sys
+
+    from ganforge.style import estimate_memory
+
+    child = ("import json, resource, sys; from ganforge.style import stylize; "
+             "stylize(sys.argv[1], sys.argv[2], size=384, steps=2, scales=1, style_scale=4.0, device='cpu'); "
+             "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))")
+    out = subprocess.run([sys.executable, "-c", child, str(images / "content.png"), str(images / "style.jpg")], capture_output=True, text=True, check=True)
+    peak = json.loads(out.stdout.strip().splitlines()[-1])
+    estimate = estimate_memory("lite0", (96, 96), [(90, 60)], 384, 1, 4.0, 4096)
+    assert peak <= estimate, (peak, estimate)
+
+
+def test_vgg19_needs_pictures_of_16_px(images, vgg_weights):
+    with pytest.raises(GanforgeError, match="too small for vgg19"):
+        stylize(images / "content.png", images / "style.jpg", size=32, steps=1, scales=2, backbone="vgg19", weights=vgg_weights)

@@ -40,6 +40,8 @@ from ganforge.images import LUMA, as_upright_rgb, load_image, luma, save_image_a
 from ganforge.options import Opt, check
 
 INITS = ("content", "random")
+MAX_STYLE_SCALE = 4.0  # beyond it, the picture shows less than a quarter of the painting
+MIN_SIDE = {"lite0": 1, "vgg19": 16}  # VGG's relu5_1 comes after four halving max-pools
 OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 
@@ -160,7 +162,16 @@ def stylize(
 
     content_img = _open(content, max_size, log)
     style_imgs = [_open(s, max_size, log) for s in style_list]
+    if style_scale > MAX_STYLE_SCALE:
+        log(f"--style-scale {style_scale:g} is more than {MAX_STYLE_SCALE:g}, where the picture shows a quarter of the painting's width; using {MAX_STYLE_SCALE:g}.")
+        style_scale = MAX_STYLE_SCALE
     dev = pick_device(device)
+    sizes = [fit_long_edge(content_img.size, max(16, round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
+    smallest = min([min(wh) for wh in sizes] + [min(style_size(s.size, max(sizes[0]), style_scale, max_size)) for s in style_imgs])
+    if smallest < MIN_SIDE[backbone]:
+        raise GanforgeError(f"--size {size} with --scales {scales} is too small for {backbone}: its smallest picture would be {smallest} px "
+                            f"on its short side, and {backbone} needs {MIN_SIDE[backbone]}; raise --size or lower --scales.")
+    check_memory(backbone, content_img.size, [s.size for s in style_imgs], size, scales, style_scale, max_size, dev)
     net = build_backbone(backbone, pretrained=True, weights=weights).to(dev)
 
     # ---- colour handling (Gatys et al., "Preserving Color in Neural Artistic Style Transfer")
@@ -176,7 +187,6 @@ def stylize(
 
     # ---- coarse to fine
     full_w, full_h = fit_long_edge(content_img.size, size)
-    sizes = [fit_long_edge(content_img.size, max(16, round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
     total = steps * scales
     gen = torch.Generator().manual_seed(seed)
     image: Tensor | None = None
@@ -185,8 +195,8 @@ def stylize(
 
     for scale_idx, (w, h) in enumerate(sizes):
         c = resize_image(content_t, (w, h)).to(dev)
-        targets = StyleTargets(net, recipe, c, [resize_image(s, fit_long_edge(s.shape[-1:-3:-1], round(max(w, h) * style_scale)))
-                                            for s in style_ts], mix, c_layers, s_layers, dev)
+        targets = StyleTargets(net, recipe, c, [resize_image(s, style_size(s.shape[-1:-3:-1], max(w, h), style_scale, max_size))
+                                                for s in style_ts], mix, c_layers, s_layers, dev)
         if image is None:
             if init == "random":
                 image = torch.rand(1, 3, h, w, generator=gen).to(dev)
@@ -350,6 +360,65 @@ def _with_luminance(colour: Tensor, y: Tensor) -> Tensor:
     yiq = torch.einsum("ij,bjhw->bihw", m, colour)
     yiq = torch.cat([y, yiq[:, 1:]], dim=1)
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yiq).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory
+
+# Peak memory of stylize, in bytes: the interpreter, torch and the network (VGG-19's peak is while
+# its weights load), plus so many bytes per pixel of the largest picture optimised (activations
+# kept for the backward pass, the gradient, Adam's moments) or of the largest style image whose
+# features are taken (no gradient), whichever is more. Measured on a CPU at sizes up to 1536 px by
+# benchmarks/stylize_memory.py (lite0: 0.89 GB + 1,360-1,520 and 420-480 bytes per pixel), with
+# 10-25% to spare.
+MEMORY_MODEL = {"lite0": (900e6, 1650.0, 560.0), "vgg19": (1900e6, 1400.0, 700.0)}
+
+
+def style_size(style_wh: Sequence[int], long_edge: int, style_scale: float, max_size: int) -> tuple[int, int]:
+    """The size a style image is used at beside a picture whose long edge is `long_edge`: at most
+    MAX_STYLE_SCALE times as large, and never beyond `max_size`."""
+    return fit_long_edge(style_wh, max(16, min(round(long_edge * min(style_scale, MAX_STYLE_SCALE)), max_size)))
+
+
+def estimate_memory(backbone: str, content_wh: Sequence[int], style_whs: list[Sequence[int]], size: int, scales: int, style_scale: float,
+                    max_size: int) -> int:
+    """Peak bytes of `stylize` with these settings (see MEMORY_MODEL)."""
+    base, per_optimised, per_style = MEMORY_MODEL[backbone]
+    w, h = fit_long_edge(content_wh, size)  # the finest scale is the largest
+    style_pixels = max(sw * sh for sw, sh in (style_size(wh, max(w, h), style_scale, max_size) for wh in style_whs))
+    return int(base + max(per_optimised * w * h, per_style * style_pixels))
+
+
+def available_memory(device) -> int | None:
+    """Bytes free for this process on `device` (a torch.device); None where it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(backbone: str, content_wh, style_whs, size: int, scales: int, style_scale: float, max_size: int, device) -> None:
+    """Refuse, before any work, what would not fit in the memory available, naming the largest size that does."""
+    free = available_memory(device)
+    if free is None:
+        return
+    usable = 0.9 * free
+
+    def need(s: int) -> int:
+        return estimate_memory(backbone, content_wh, style_whs, s, scales, style_scale, max_size)
+
+    if need(size) <= usable:
+        return
+    fits = [s for s in range(16, size, 16) if need(s) <= usable]
+    where = "GPU memory" if device.type == "cuda" else "memory"
+    largest = f"the largest --size that fits is about {fits[-1]}" if fits else "not even --size 16 fits; close other programs first"
+    raise GanforgeError(f"--size {size} would need about {need(size) / 1e9:.1f} GB, but {free / 1e9:.1f} GB of {where} are free; {largest}.")
 
 
 # --------------------------------------------------------------------------------------------------
