@@ -66,7 +66,7 @@ def main():
         w, h = Image.open(content).size
         scale = setting["size"] / max(w, h)
         pixels = round(w * scale) * round(h * scale) if which == "picture" else min(round(setting["size"] * setting["style_scale"]), 4096) ** 2
-        estimate = estimate_memory(args.backbone, (w, h), [(2048, 2048)], setting["size"], 1, setting["style_scale"], 4096)
+        estimate = estimate_memory(args.backbone, (w, h), [(2048, 2048)], setting["size"], setting["style_scale"], 4096)
         print(f"{name:34}{pixels:12,d}{peak / 1e6:10.0f}{estimate / 1e6:13.0f}{(peak - base) / pixels:13.0f}")
 
 

@@ -71,56 +71,65 @@ def wait_for(predicate, proc, timeout=120.0, poll=0.0005) -> bool:
     return False
 
 
-def writing_a_checkpoint(run: Path) -> bool:
-    folder = run / "checkpoints"
+def new_temporary(run: Path, before: set) -> bool:
+    """A checkpoint being written now: a temporary file that was not there at launch."""
     try:
-        return any(name.endswith(".tmp") for name in os.listdir(folder))
+        return any(name.endswith(".tmp") and name not in before for name in os.listdir(run / "checkpoints"))
     except OSError:
         return False
 
 
+def newest_step(run: Path) -> int:
+    files = RunFolder(run).checkpoint_files()
+    return files[-1][0] if files else -1
+
+
 def test_killed_at_any_moment_the_run_resumes_to_the_uninterrupted_weights(tmp_path):
-    steps = ["--steps", "600", "--checkpoint-every", "1", "--keep", "2"]  # long enough that no kill comes after the end
+    steps = ["--steps", "400", "--checkpoint-every", "1", "--keep", "2"]
     code, _, err = finish(ganforge("train", *TINY, *steps, "--run-dir", tmp_path / "whole"))
     assert code == 0, err
     run = tmp_path / "cut"
     rng = random.Random(0)
-    # the first second of a start, random moments, and the middle of checkpoint writes
-    plan = ["config"] * 2 + [rng.uniform(0.3, 1.0) for _ in range(2)] + [rng.uniform(1.0, 6.0) for _ in range(6)] + ["write"] * 6
-    survived = 0
+    # in the first second of a start, once its settings are written, a few steps on, and in the
+    # middle of checkpoint writes; each moment is watched for rather than timed, so that a fast
+    # or a slow machine kills at the same places
+    plan = [rng.uniform(0.2, 1.0) for _ in range(2)] + ["settings"] * 2 + [rng.randint(1, 25) for _ in range(6)] + ["write"] * 6
     for moment in plan:
-        command = ["train", "--resume", run] if RunFolder(run).is_run() else ["train", *TINY, *steps, "--run-dir", run]
+        launched = time.time()
+        before = set(os.listdir(run / "checkpoints")) if (run / "checkpoints").is_dir() else set()
+        start_step = newest_step(run)
+        command = ["train", "--resume", run] if RunFolder(run).holds_run() else ["train", *TINY, *steps, "--run-dir", run]
         proc = ganforge(*command)
-        if moment == "config":
-            wait_for(lambda: (run / "config.json").exists(), proc)
+        if moment == "settings":
+            assert wait_for(lambda: (run / "config.json").exists() and (run / "config.json").stat().st_mtime >= launched, proc)
         elif moment == "write":
-            wait_for(lambda: writing_a_checkpoint(run), proc, timeout=60)
+            assert wait_for(lambda: new_temporary(run, before), proc)
+        elif isinstance(moment, int):
+            assert wait_for(lambda: newest_step(run) >= start_step + moment, proc, poll=0.002)
         else:
             time.sleep(moment)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            survived += 1
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
         proc.communicate()
-        if RunFolder(run).is_run():  # the newest checkpoint is complete, and it is what a resume reads
+        if RunFolder(run).checkpoint_files():  # the newest checkpoint is complete, and it is what a resume reads
             step, newest = RunFolder(run).checkpoint_files()[-1]
             assert load_checkpoint(newest)["step"] == step
-    assert survived == len(plan), survived
     while True:  # now let it finish, resuming (or restarting an unfinished start) as a person would
-        command = ["train", "--resume", run] if RunFolder(run).is_run() else ["train", *TINY, *steps, "--run-dir", run]
+        command = ["train", "--resume", run] if RunFolder(run).holds_run() else ["train", *TINY, *steps, "--run-dir", run]
         code, _, err = finish(ganforge(*command))
-        if code == 0 or "already reached step 600" in err:
+        if code == 0:
             break
         pytest.fail(err)
     whole, cut = final_weights(tmp_path / "whole"), final_weights(run)
     assert whole.keys() == cut.keys() and all(torch.equal(whole[k], cut[k]) for k in whole)
-    assert not list(run.rglob("*.tmp"))  # what the kills left was cleared up
+    assert not list(run.rglob("*.tmp")) and not (run / ".starting").exists()  # what the kills left was cleared up
     steps_logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss_d"' in line]
-    assert steps_logged == list(range(2, 601, 2))
+    assert steps_logged == list(range(2, 401, 2))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_at_start_up_leaves_a_clean_folder_and_one_line(tmp_path, signum):
-    for i, delay in enumerate([0.6, 1.2, 2.0, 3.0, 4.5]):
+    for i, delay in enumerate([1.0, 1.5, 2.2, 3.0, 4.5]):  # from when the handlers are surely in place
         run = tmp_path / f"r{i}"
         proc = ganforge("train", *TINY, "--steps", "100000", "--run-dir", run)
         time.sleep(delay)
@@ -128,11 +137,11 @@ def test_a_signal_at_start_up_leaves_a_clean_folder_and_one_line(tmp_path, signu
         code, out, err = finish(proc)
         assert code == 128 + signum, err
         line = one_error_line(err, "Stopped", signal.Signals(signum).name)
-        if RunFolder(run).is_run():  # it got as far as a checkpoint: resumable
+        if RunFolder(run).checkpoint_files():  # it got as far as a checkpoint: resumable
             assert "--resume" in line and out.strip().splitlines()[-1] == str(run)
             code, _, err = finish(ganforge("train", "--resume", run, "--steps", "3"))
-        else:  # nothing that blocks the same command
-            assert not run.exists() or not [p for p in run.iterdir() if p.name != ".lock"], list(run.iterdir())
+        else:  # nothing that blocks the same command: the folder this start made is gone
+            assert not run.exists(), list(run.iterdir())
             code, _, err = finish(ganforge("train", *TINY, "--steps", "3", "--run-dir", run))
         assert code == 0 or "already reached" in err, err
 
@@ -172,7 +181,7 @@ def test_a_changed_or_moved_data_folder(tmp_path):
     make_photo(np.random.default_rng(8), 30, 30).save(photos / "010.png")  # same name, new picture
     code, _, err = finish(ganforge("train", "--resume", run, "--steps", "3"))
     assert code == 0, err
-    message = "changed since the run began: 1 added, 3 removed, 1 changed; training continues on the 18 there now"
+    message = "changed since the run last trained: 1 added, 3 removed, 1 changed; training continues on the 18 there now"
     assert message in err and message in (run / "log.txt").read_text()
     moved = tmp_path / "elsewhere"
     shutil.move(photos, moved)
@@ -251,3 +260,79 @@ def test_outputs_that_cannot_be_written(trained_run, tmp_path):
         assert code == 2, (args, err)
         one_error_line(err, "could not write", "a file-size limit")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "c.png", "s.png"]  # no half-written files
+
+
+# ---- what clean-up must never touch (in-process: faults injected where they hurt most) ----
+
+
+def _tiny_cfg(**kw):
+    from ganforge.gan.config import TrainConfig
+
+    return TrainConfig(**{**dict(size=16, g_width=4, d_width=4, latent_dim=8, batch_size=16, steps=2, collapse_check=False), **kw})
+
+
+def _interrupt_set_up(monkeypatch):
+    """Ctrl-C while training sets up, before the first checkpoint."""
+    from ganforge.gan import loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "HealthChecks", interrupted)
+
+
+def test_a_stopped_start_leaves_a_users_own_files_and_can_be_started_again(tmp_path, monkeypatch):
+    from ganforge.gan.loop import resume_training, train
+
+    folder = tmp_path / "mine"
+    (folder / "samples").mkdir(parents=True)
+    (folder / "samples" / "holiday.png").write_bytes(b"mine")
+    (folder / "log.txt").write_text("my notes\n")
+    with monkeypatch.context() as m:
+        _interrupt_set_up(m)
+        with pytest.raises(KeyboardInterrupt):
+            train(_tiny_cfg(), folder, sinks=[])
+    assert (folder / "samples" / "holiday.png").read_bytes() == b"mine" and (folder / "log.txt").read_text().startswith("my notes")
+    assert RunFolder(folder).unfinished()  # marked, with its settings: the same command, or --resume, starts it
+    with monkeypatch.context() as m:  # stopped again, this time on --resume: its settings stay
+        _interrupt_set_up(m)
+        with pytest.raises(KeyboardInterrupt):
+            resume_training(folder, sinks=[])
+    assert (folder / "config.json").exists() and RunFolder(folder).unfinished()
+    resume_training(folder, sinks=[])
+    assert newest_step(folder) == 2 and (folder / "samples" / "holiday.png").read_bytes() == b"mine"
+    assert not RunFolder(folder).unfinished() and not (folder / ".starting").exists()
+
+
+def test_a_finished_run_without_its_checkpoints_is_never_started_over(tmp_path):
+    from ganforge.errors import GanforgeError
+    from ganforge.gan.loop import resume_training, train
+
+    run = train(_tiny_cfg(), tmp_path / "r", sinks=[])
+    shutil.rmtree(run / "checkpoints")  # to save space, keeping generator.safetensors
+    kept = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(GanforgeError, match="already holds a run"):
+        train(_tiny_cfg(), run, sinks=[])
+    with pytest.raises(GanforgeError, match="no readable checkpoint"):
+        resume_training(run, steps=4, sinks=[])
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == {k: v for k, v in kept.items() if k != ".lock"}
+
+
+def test_resume_with_data_accepts_the_same_pictures_copied_and_refuses_others(tmp_path):
+    from ganforge.errors import GanforgeError
+    from ganforge.gan.loop import resume_training, train
+
+    photos = _pictures(tmp_path / "photos", 20)
+    run = train(_tiny_cfg(data=str(photos), batch_size=8), tmp_path / "r", sinks=[])
+    copy = tmp_path / "copy"
+    shutil.copytree(photos, copy, copy_function=shutil.copyfile)  # new files: new times, same bytes
+    seen = []
+    resume_training(run, steps=3, data=copy, sinks=[seen.append])
+    assert not any("changed since" in getattr(e, "message", "") for e in seen)
+    others = _pictures(tmp_path / "others", 20, seed=5)
+    for i in range(12):  # most of the names are new
+        (others / f"{i:03d}.png").rename(others / f"other-{i}.png")
+    with pytest.raises(GanforgeError, match="holds only 8 of the 20 pictures this run trained on"):
+        resume_training(run, steps=4, data=others, sinks=[])
+    with pytest.raises(GanforgeError, match="can only say where the same pictures are now"):
+        resume_training(run, steps=4, data="digits", sinks=[])

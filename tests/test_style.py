@@ -298,15 +298,16 @@ def test_a_size_that_cannot_fit_is_refused_before_work_with_the_largest_that_fit
     from ganforge import style
 
     monkeypatch.setattr(style, "available_memory", lambda device: 2e9)
+    monkeypatch.setattr(style, "_linux_number", lambda *a, **k: None)  # nothing resident yet, for the sums below
     monkeypatch.setattr(style, "build_backbone", lambda *a, **k: pytest.fail("refused too late"))
     with pytest.raises(GanforgeError) as err:
-        stylize(images / "content.png", images / "style.jpg", size=4096, steps=1, scales=1)
+        stylize(images / "content.png", images / "style.jpg", size=4096, steps=1, scales=1, device="cpu")
     message = str(err.value)
-    assert message.startswith("--size 4096 would need about ") and "but 2.0 GB of memory are free; the largest --size that fits is about" in message
+    assert message.startswith("--size 4096 would need about ") and "GB more, but 2.0 GB of memory are free; the largest --size that fits is about" in message
     largest = int(message.rsplit(" ", 1)[-1].rstrip("."))
     assert 16 <= largest < 4096
-    assert style.estimate_memory("lite0", (96, 96), [(90, 60)], largest, 1, 1.0, 4096) <= 0.9 * 2e9
-    assert style.estimate_memory("lite0", (96, 96), [(90, 60)], largest + 16, 1, 1.0, 4096) > 0.9 * 2e9
+    assert style.estimate_memory("lite0", (96, 96), [(90, 60)], largest, 1.0, 4096) <= 0.9 * 2e9
+    assert style.estimate_memory("lite0", (96, 96), [(90, 60)], largest + 16, 1.0, 4096) > 0.9 * 2e9
 
 
 def test_the_style_scale_is_bounded(images):
@@ -332,7 +333,7 @@ def test_the_memory_estimate_covers_a_real_run(images, tmp_path):
              "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))")
     out = subprocess.run([sys.executable, "-c", child, str(images / "content.png"), str(images / "style.jpg")], capture_output=True, text=True, check=True)
     peak = json.loads(out.stdout.strip().splitlines()[-1])
-    estimate = estimate_memory("lite0", (96, 96), [(90, 60)], 384, 1, 4.0, 4096)
+    estimate = estimate_memory("lite0", (96, 96), [(90, 60)], 384, 4.0, 4096)
     assert peak <= estimate, (peak, estimate)
 
 

@@ -6,6 +6,7 @@ tensor (N, C, H, W), so an epoch costs an index lookup rather than a JPEG decode
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ class ImageData:
     name: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     labels: torch.Tensor | None = None  # class labels for the built-in datasets
-    files: dict[str, tuple[int, int]] | None = None  # a folder's files: relative path -> (bytes, mtime in ns)
+    files: dict[str, str] | None = None  # a folder's pictures: relative path -> hash of the file's bytes
 
     @property
     def channels(self) -> int:
@@ -81,8 +82,13 @@ def fit_square(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def _decode(path: Path, size: int) -> np.ndarray:
-    return np.asarray(fit_square(load_image(path, draft_size=size), size))  # (H, W, 3)
+def _decode(path: Path, size: int) -> tuple[np.ndarray, str]:
+    """The picture at training size (H, W, 3), and a hash of the file's bytes (read once for both)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GanforgeError(f"{path} could not be read ({exc.strerror or type(exc).__name__}).") from None
+    return np.asarray(fit_square(load_image(path, draft_size=size, data=data), size)), hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
 def find_image_files(folder: Path) -> list[Path]:
@@ -105,36 +111,25 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int | None = Non
         except GanforgeError as exc:
             return None, str(exc)
 
-    # Pillow releases the GIL while decoding, so threads use every core.
+    # Pillow releases the GIL while decoding (and hashlib while hashing), so threads use every core.
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         results = list(pool.map(decode, files))
-    arrays = [a for a, _ in results if a is not None]
-    skipped = [(str(f), why) for f, (a, why) in zip(files, results) if a is None]
+    arrays = [r[0] for r, _ in results if r is not None]
+    skipped = [(str(f), why) for f, (r, why) in zip(files, results) if r is None]
+    fingerprint = {f.relative_to(folder).as_posix(): r[1] for f, (r, _) in zip(files, results) if r is not None}
     if not arrays:
         raise GanforgeError(f"None of the {len(files)} image files in {folder} could be decoded.")
     if len(arrays) < MIN_IMAGES:
         raise GanforgeError(f"Need at least {MIN_IMAGES} usable images, but {folder} has only {len(arrays)}.")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
-    return ImageData(_set_channels(images, channels), dataset_name(str(folder)), skipped, files=listing(folder, files))
-
-
-def listing(folder: Path, files: list[Path]) -> dict[str, tuple[int, int]]:
-    """relative path -> (size in bytes, modification time in ns): a cheap fingerprint of a folder."""
-    out = {}
-    for f in files:
-        try:
-            st = f.stat()
-        except OSError:
-            continue
-        out[f.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
-    return out
+    return ImageData(_set_channels(images, channels), dataset_name(str(folder)), skipped, files=fingerprint)
 
 
 def compare_listings(before: dict, now: dict) -> tuple[int, int, int]:
-    """(added, removed, changed) pictures between two listings."""
+    """(added, removed, changed) pictures between two fingerprints {relative path: content hash}."""
     added = sum(1 for f in now if f not in before)
     removed = sum(1 for f in before if f not in now)
-    changed = sum(1 for f in now if f in before and tuple(now[f]) != tuple(before[f]))
+    changed = sum(1 for f in now if f in before and now[f] != before[f])
     return added, removed, changed
 
 

@@ -5,6 +5,7 @@ prints its message as a single line and exits with code 2, and Python callers ca
 Interrupted: Ctrl-C or SIGTERM arrived; the CLI says so in one line and exits with 128 + signal.
 """
 
+import contextlib
 import signal
 
 
@@ -23,3 +24,23 @@ class Interrupted(KeyboardInterrupt):
 def raise_interrupted(signum, frame):
     """A signal handler that stops the process the way Ctrl-C does, cleaning up on the way out."""
     raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM that arrive inside are acted on when it ends, as Interrupted: for work that
+    must not stop halfway (a clean-up), or cannot (torch's C++ start-up, which a KeyboardInterrupt
+    aborts with "terminate called after throwing pybind11::error_already_set")."""
+    pending = []
+    try:
+        previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals are not ours to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            raise Interrupted(pending[0])

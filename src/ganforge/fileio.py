@@ -3,7 +3,7 @@ system says no.
 
 A whole file is written to a temporary name beside its target, flushed to disk, then renamed over
 it, so a killed process leaves the old file or the complete new one, never half a file under a
-real name; `remove_temporaries` clears the temporary files such a kill leaves. An OSError (a full
+real name; `temporary_target` recognises the temporary files such a kill leaves. An OSError (a full
 disk, a file-size limit, no permission, a read-only disk) becomes a GanforgeError that names the
 file and the reason, which the command line prints as one line; what was saved before stays.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ganforge.errors import GanforgeError
 
-# ".name.<random>.tmp": what atomic_write leaves behind when it is killed mid-write (earlier
-# releases used tempfile.mkstemp's suffixes, which this matches too).
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+# ".name.<8 random characters>.tmp": what atomic_write leaves when it is killed mid-write (earlier
+# releases used tempfile.mkstemp's names, which have the same shape).
+_TEMPORARY = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")
 
 _REASONS = {
     errno.ENOSPC: "the disk is full",
@@ -99,11 +99,16 @@ def append_text(path: str | os.PathLike, text: str) -> None:
         raise write_error(Path(path), exc) from None
 
 
-def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that killed writes left in `folder` and below; returns them."""
-    removed = []
-    for path in Path(folder).rglob(".*.tmp"):
-        if path.is_file() and _TEMPORARY.match(path.name):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+def temporary_target(name: str) -> str | None:
+    """For the name of a temporary file that atomic_write (or an earlier release) made, the name of
+    the file it was to become; None for any other name."""
+    m = _TEMPORARY.match(name)
+    return m.group(1) if m else None
+
+
+def remove_file(path: str | os.PathLike) -> None:
+    """Delete `path` if it is there; GanforgeError when the system refuses."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        raise GanforgeError(f"could not remove {path}: {reason(exc)}.") from None

@@ -8,6 +8,7 @@ uint8 0..255 on disk and in memory, float -1..1 where a generator makes them (`t
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -37,23 +38,24 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
-def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
-    """Decode `path` to an 8-bit RGB image, upright, with transparency composited on white.
+def load_image(path: str | os.PathLike, draft_size: int | None = None, data: bytes | None = None) -> Image.Image:
+    """Decode `path` (or its bytes, `data`, already read) to an 8-bit RGB image, upright, with
+    transparency composited on white.
 
     `draft_size` lets JPEG decoding skip detail that a later downscale to that short side would
     discard (decoding at 1/2, 1/4 or 1/8 scale is several times faster).
     Raises GanforgeError with one sentence naming the file when it cannot be read.
     """
     path = Path(path)
-    if not path.exists():
+    if data is None and not path.exists():
         raise GanforgeError(f"{path}: no such file.")
-    if path.is_dir():
+    if data is None and path.is_dir():
         raise GanforgeError(f"{path} is a folder, not an image file.")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; treat that as a bomb too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path if data is None else io.BytesIO(data)) as img:
                 if draft_size is not None and img.format == "JPEG":
                     img.draft("RGB", (draft_size, draft_size))
                 img.load()
@@ -89,7 +91,6 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
 def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> Path:
     """Write `img` so that `path` is either absent, the old file, or the complete new image."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise GanforgeError(f"{path}: unknown image extension; use .png, .jpg or .webp.")

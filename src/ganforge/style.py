@@ -171,7 +171,7 @@ def stylize(
     if smallest < MIN_SIDE[backbone]:
         raise GanforgeError(f"--size {size} with --scales {scales} is too small for {backbone}: its smallest picture would be {smallest} px "
                             f"on its short side, and {backbone} needs {MIN_SIDE[backbone]}; raise --size or lower --scales.")
-    check_memory(backbone, content_img.size, [s.size for s in style_imgs], size, scales, style_scale, max_size, dev)
+    check_memory(backbone, content_img.size, [s.size for s in style_imgs], size, style_scale, max_size, dev)
     net = build_backbone(backbone, pretrained=True, weights=weights).to(dev)
 
     # ---- colour handling (Gatys et al., "Preserving Color in Neural Artistic Style Transfer")
@@ -368,10 +368,14 @@ def _with_luminance(colour: Tensor, y: Tensor) -> Tensor:
 # Peak memory of stylize, in bytes: the interpreter, torch and the network (VGG-19's peak is while
 # its weights load), plus so many bytes per pixel of the largest picture optimised (activations
 # kept for the backward pass, the gradient, Adam's moments) or of the largest style image whose
-# features are taken (no gradient), whichever is more. Measured on a CPU at sizes up to 1536 px by
-# benchmarks/stylize_memory.py (lite0: 0.89 GB + 1,360-1,520 and 420-480 bytes per pixel), with
-# 10-25% to spare.
-MEMORY_MODEL = {"lite0": (900e6, 1650.0, 560.0), "vgg19": (1900e6, 1400.0, 700.0)}
+# features are taken (no gradient), whichever is more, plus the inputs as floats (12 bytes a
+# pixel, twice). Measured on a CPU at sizes up to 1536 px by benchmarks/stylize_memory.py (lite0:
+# 0.89 GB + 1,360-1,520 and 420-480 bytes per pixel; the same run's peak varied by up to 25%
+# between quiet and busy moments of one machine), with that much to spare. On a GPU the network
+# and the pixels count, not the interpreter (these per-pixel figures are assumed there; they were
+# measured on a CPU).
+MEMORY_MODEL = {"lite0": (1000e6, 1900.0, 700.0), "vgg19": (2000e6, 1700.0, 850.0)}
+NETWORK_BYTES = {"lite0": 50e6, "vgg19": 200e6}  # on a GPU
 
 
 def style_size(style_wh: Sequence[int], long_edge: int, style_scale: float, max_size: int) -> tuple[int, int]:
@@ -380,45 +384,71 @@ def style_size(style_wh: Sequence[int], long_edge: int, style_scale: float, max_
     return fit_long_edge(style_wh, max(16, min(round(long_edge * min(style_scale, MAX_STYLE_SCALE)), max_size)))
 
 
-def estimate_memory(backbone: str, content_wh: Sequence[int], style_whs: list[Sequence[int]], size: int, scales: int, style_scale: float,
-                    max_size: int) -> int:
-    """Peak bytes of `stylize` with these settings (see MEMORY_MODEL)."""
+def estimate_memory(backbone: str, content_wh: Sequence[int], style_whs: list[Sequence[int]], size: int, style_scale: float,
+                    max_size: int, gpu: bool = False) -> int:
+    """Peak bytes of `stylize` with these settings, in the process (or on the GPU); see MEMORY_MODEL."""
     base, per_optimised, per_style = MEMORY_MODEL[backbone]
     w, h = fit_long_edge(content_wh, size)  # the finest scale is the largest
     style_pixels = max(sw * sh for sw, sh in (style_size(wh, max(w, h), style_scale, max_size) for wh in style_whs))
-    return int(base + max(per_optimised * w * h, per_style * style_pixels))
+    work = max(per_optimised * w * h, per_style * style_pixels)
+    if gpu:
+        return int(NETWORK_BYTES[backbone] + work)
+    inputs = 24 * (content_wh[0] * content_wh[1] + sum(sw * sh for sw, sh in style_whs))
+    return int(base + inputs + work)
+
+
+def _linux_number(path: str, key: str | None = None) -> int | None:
+    """A number from a /proc or /sys file (a `key: value kB` line of it), or None."""
+    try:
+        with open(path) as f:
+            if key is None:
+                text = f.read().strip()
+                return None if text == "max" else int(text)
+            for line in f:
+                if line.startswith(key + ":"):
+                    value = line.split(":", 1)[1].split()
+                    return int(value[0]) * (1024 if value[1:] == ["kB"] else 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def available_memory(device) -> int | None:
-    """Bytes free for this process on `device` (a torch.device); None where it cannot be told."""
+    """Bytes this process may still take on `device` (a torch.device): the GPU's free memory, or
+    on Linux the smaller of the machine's available memory and what is left of a container's
+    limit. None where it cannot be told (macOS, Windows, MPS): then nothing is checked."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     if device.type != "cpu":
         return None
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
+    free = [_linux_number("/proc/meminfo", "MemAvailable")]
+    limit, used = _linux_number("/sys/fs/cgroup/memory.max"), _linux_number("/sys/fs/cgroup/memory.current")
+    if limit is None:  # cgroup v1
+        limit, used = _linux_number("/sys/fs/cgroup/memory/memory.limit_in_bytes"), _linux_number("/sys/fs/cgroup/memory/memory.usage_in_bytes")
+    if limit is not None and used is not None and limit < 1 << 60:
+        free.append(limit - used)
+    free = [f for f in free if f is not None]
+    return min(free) if free else None
 
 
-def check_memory(backbone: str, content_wh, style_whs, size: int, scales: int, style_scale: float, max_size: int, device) -> None:
+def check_memory(backbone: str, content_wh, style_whs, size: int, style_scale: float, max_size: int, device) -> None:
     """Refuse, before any work, what would not fit in the memory available, naming the largest size that does."""
     free = available_memory(device)
     if free is None:
         return
-    usable = 0.9 * free
+    gpu = device.type == "cuda"
+    # What is already resident (the interpreter, torch) is part of the estimate but not of the need.
+    resident = 0 if gpu else (_linux_number("/proc/self/status", "VmRSS") or 0)
 
     def need(s: int) -> int:
-        return estimate_memory(backbone, content_wh, style_whs, s, scales, style_scale, max_size)
+        return estimate_memory(backbone, content_wh, style_whs, s, style_scale, max_size, gpu) - resident
 
-    if need(size) <= usable:
+    if need(size) <= 0.9 * free:
         return
-    fits = [s for s in range(16, size, 16) if need(s) <= usable]
-    where = "GPU memory" if device.type == "cuda" else "memory"
+    fits = [s for s in range(16, size, 16) if need(s) <= 0.9 * free]
+    where = "GPU memory" if gpu else "memory"
     largest = f"the largest --size that fits is about {fits[-1]}" if fits else "not even --size 16 fits; close other programs first"
-    raise GanforgeError(f"--size {size} would need about {need(size) / 1e9:.1f} GB, but {free / 1e9:.1f} GB of {where} are free; {largest}.")
+    raise GanforgeError(f"--size {size} would need about {need(size) / 1e9:.1f} GB more, but {free / 1e9:.1f} GB of {where} are free; {largest}.")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ the library does, ends as one line starting `Error:` and exit code 2.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import signal
@@ -19,7 +18,7 @@ import sys
 
 import click
 
-from ganforge.errors import GanforgeError, Interrupted, raise_interrupted
+from ganforge.errors import GanforgeError, raise_interrupted, signals_held
 
 # name -> "module:attribute" of a click.Command
 COMMANDS = {
@@ -32,9 +31,9 @@ COMMANDS = {
 }
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+    sys.exit(2)
 
 
 class Stopped(Exception):
@@ -45,9 +44,13 @@ class Stopped(Exception):
         self.signum = signum
 
 
-def stopped(signum: int) -> None:
+def stopped(signum: int, command: str | None) -> None:
+    """One line for Ctrl-C or SIGTERM outside training's own handling, and exit 128 + signal."""
     name = signal.Signals(signum).name
-    click.echo(f"Stopped ({name}) before anything was saved; run the same command again to start over.", err=True)
+    if command == "train":
+        click.echo(f"Stopped ({name}) before training began; run the same command to start again.", err=True)
+    else:
+        click.echo(f"Stopped ({name}).", err=True)
     sys.exit(128 + signum)
 
 
@@ -69,14 +72,14 @@ class Group(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
+        argv = sys.argv[1:] if args is None else list(args)
+        command = next((a for a in argv if a in COMMANDS), None)  # click does not always say which
         try:
             code = super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:  # plain `ganforge`: the help, as click shows it
             exc.show()
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            argv = sys.argv[1:] if args is None else list(args)
-            command = next((a for a in argv if a in COMMANDS), None)  # click does not always say which
             where = f"`{self.name} {command} --help`" if command else f"`{self.name} --help`"
             fail(f"{' '.join(exc.format_message().split()).rstrip('.')} (see {where}).")
         except GanforgeError as exc:
@@ -84,9 +87,11 @@ class Group(click.Group):
         except click.ClickException as exc:  # a file click could not open, say
             fail(" ".join(exc.format_message().split()))
         except Stopped as exc:
-            stopped(exc.signum)
-        except click.Abort as exc:  # Ctrl-C while click itself was busy
-            stopped(getattr(exc.__context__, "signum", signal.SIGINT))
+            stopped(exc.signum, command)
+        except click.Abort as exc:  # Ctrl-C (or the end of input) while click itself was busy
+            if not isinstance(exc.__context__, KeyboardInterrupt):
+                fail("the input ended before the command had all it needed.")
+            stopped(getattr(exc.__context__, "signum", signal.SIGINT), command)
         sys.exit(code or 0)
 
 
@@ -97,23 +102,9 @@ def cli():
 
 
 # Commands that need torch import it (and its compiled companions) first, with signals held back
-# until the imports are done: a KeyboardInterrupt inside torch's C++ start-up code aborts the whole
-# process ("terminate called after throwing pybind11::error_already_set") instead of stopping it.
+# until the imports are done (see errors.signals_held).
+TORCH_COMMANDS = {"train", "sample", "stylize", "evaluate", "neighbors"}
 COMPILED = ("torch", "torchvision", "safetensors.torch")
-
-
-@contextlib.contextmanager
-def signals_held():
-    """Ctrl-C and SIGTERM that arrive inside are acted on when it ends, as Interrupted."""
-    pending = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if pending:
-            raise Interrupted(pending[0])
 
 
 def main():
@@ -121,14 +112,15 @@ def main():
     # replaces both with handlers that checkpoint first.)
     signal.signal(signal.SIGTERM, raise_interrupted)
     argv = sys.argv[1:]
+    command = next((a for a in argv if a in COMMANDS), None)
     try:
-        if next((a for a in argv if a in COMMANDS), "report") != "report" and not {"-h", "--help"} & set(argv):
+        if command in TORCH_COMMANDS and not {"-h", "--help"} & set(argv):
             try:
                 with signals_held():
                     for name in COMPILED:
                         importlib.import_module(name)
             except KeyboardInterrupt as exc:
-                stopped(getattr(exc, "signum", signal.SIGINT))
+                stopped(getattr(exc, "signum", signal.SIGINT), command)
         cli(prog_name="ganforge")
     except SystemExit as exc:
         if isinstance(exc.code, int) and 128 < exc.code < 128 + 65:

@@ -22,6 +22,7 @@ from pathlib import Path
 from ganforge.data import BatchSampler
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError, Interrupted
+from ganforge.fileio import remove_file
 from ganforge.gan.checkpoint import latest_checkpoint, save_checkpoint, save_generator
 from ganforge.gan.config import TrainConfig
 from ganforge.gan.events import CheckpointSaved, Done, GeneratorSaved, Health, Log, MetricsRow, SampleGrid, Sink, Started, StepDone
@@ -93,7 +94,7 @@ class StopFlag:
 
 
 class TrainingLoop:
-    """Trains one `Run` (from `start` or `resume`) to its last step: `TrainingLoop(run, sinks).run()`.
+    """Trains one `Run` (from `start` or `resume`) to its last step: `TrainingLoop(run, sinks).train()`.
 
     Each step is the trainer's; around it, at their cadences, the loop logs a metrics row, scores
     a KID, draws the fixed sample grid and checks it for collapse, and writes a checkpoint. It
@@ -102,12 +103,13 @@ class TrainingLoop:
     """
 
     def __init__(self, run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None):
-        self.run_ = run
+        self.run = run
         self.cfg, self.model_cfg, self.folder, self.data = run.cfg, run.model_cfg, run.folder, run.data
         self.state, self.notes = run.state, run.notes  # the checkpoint to resume from (None: a fresh run)
         self.sinks = [RunFolderSink(run.folder), *sinks]
         self.stop_when = stop_when
-        self.step, self.warnings, self.elapsed_before = 0, 0, 0.0
+        self.step = int(self.state["step"]) if self.state is not None else 0
+        self.warnings, self.elapsed_before = 0, 0.0
 
     def emit(self, event) -> None:
         for sink in self.sinks:
@@ -116,29 +118,31 @@ class TrainingLoop:
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t0
 
-    def run(self) -> Path:
+    def train(self) -> Path:
         self.saved = self.state is not None  # whether the folder holds a run yet (a checkpoint)
         try:
             for note in self.notes:
                 self.emit(note)
             self._set_up()
-            with StopFlag() as stop:
+            with StopFlag() as stop:  # a signal during the last step's saving waits for it
                 while self.step < self.cfg.steps:
                     self._train_step(stop)
-            return self._finish()
+                return self._finish()
         except BaseException as exc:
-            if not self.saved:  # a start that never reached its first checkpoint leaves nothing behind
-                self.run_.discard()
+            if not self.saved:  # a start that never reached its first checkpoint: see Run.discard
+                self.run.discard()
             elif isinstance(exc, KeyboardInterrupt):  # a second Ctrl-C, say: stopped at once
                 newest = self.folder.checkpoint_files()
                 raise TrainingInterrupted(getattr(exc, "signum", signal.SIGINT), self.step, self.folder.path,
                                           newest[-1][0] if newest else None) from None
             raise
         finally:
-            for sink in self.sinks:
-                if hasattr(sink, "close"):
-                    sink.close()
-            self.run_.release()
+            try:
+                for sink in self.sinks:
+                    if hasattr(sink, "close"):
+                        sink.close()
+            finally:
+                self.run.release()
 
     def _set_up(self) -> None:
         cfg, state, data = self.cfg, self.state, self.data
@@ -149,7 +153,7 @@ class TrainingLoop:
             self.trainer.load_state_dict(state)
             if "health" in state:
                 self.health.load_state_dict(state["health"])
-            self.step, self.elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+            self.elapsed_before = float(state.get("elapsed_s", 0.0))
             self.warnings = int(state.get("health_warnings", 0))
             message = f"Resuming {self.folder} at step {self.step} of {cfg.steps}."
         else:
@@ -221,7 +225,9 @@ class TrainingLoop:
         state = {**self.trainer.state_dict(), "health": self.health.state_dict(), "health_warnings": self.warnings,
                  "config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(), "elapsed_s": self.elapsed()}
         path = save_checkpoint(state, self.folder, at, self.cfg.keep)
-        self.saved = True
+        if not self.saved:  # the first checkpoint: the folder holds a run now
+            remove_file(self.folder.starting)
+            self.saved = True
         self.emit(CheckpointSaved(at, path))
 
     def _warn(self, event: HealthEvent, back_to: int | None = None) -> None:
@@ -264,7 +270,7 @@ def fit(run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] |
     `stop_when(step)` is asked after every step; True stops there with a checkpoint and raises
     TrainingInterrupted, as Ctrl-C does.
     """
-    return TrainingLoop(run, sinks, stop_when).run()
+    return TrainingLoop(run, sinks, stop_when).train()
 
 
 def _default_sinks(sinks: Iterable[Sink] | None) -> list[Sink]:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ganforge.data import ImageData, compare_listings, dataset_name, default_size, is_builtin, load_data
 from ganforge.devices import pick_device
-from ganforge.errors import GanforgeError
-from ganforge.fileio import atomic_write_text, make_folder, remove_temporaries
+from ganforge.errors import GanforgeError, signals_held
+from ganforge.fileio import atomic_write_text, make_folder
 from ganforge.gan.checkpoint import latest_checkpoint
 from ganforge.gan.config import TrainConfig, apply_preset
 from ganforge.gan.events import Log
@@ -56,13 +55,13 @@ class Run:
             self.lock = None
 
     def discard(self) -> None:
-        """Undo a start that never reached its first checkpoint, so that nothing blocks the same
-        command from starting again: its folder goes if this start made it, else what it wrote."""
+        """After a start that stopped before its first checkpoint: the folder goes if this start
+        made it (ganforge's files only); a folder that was there stays, marked as an unfinished
+        start with its settings, which the same command starts afresh and --resume restarts."""
         try:
-            if self.created:
-                shutil.rmtree(self.folder.path, ignore_errors=True)
-            else:
-                self.folder.clear_start()
+            with signals_held():  # a second Ctrl-C waits for the clean-up
+                if self.created:
+                    self.folder.remove()
         finally:
             self.release()
 
@@ -85,8 +84,6 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
     model = ModelConfig(arch=arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width, d_width=cfg.d_width,
                         upsample=cfg.upsample, g_norm=cfg.g_norm, spectral_norm=cfg.spectral_norm, d_blur=cfg.d_blur)
     return cfg, model
-
-
 
 
 def library_versions() -> dict:
@@ -112,17 +109,36 @@ def _config_json(cfg: TrainConfig, model_cfg: ModelConfig, data: ImageData) -> d
             "versions": library_versions()}
 
 
-def _write_listing(folder: RunFolder, cfg: TrainConfig, data: ImageData) -> None:
+def _write_listing(folder: RunFolder, data: ImageData) -> None:
     if data.files is not None:
-        atomic_write_text(folder.data_listing, json.dumps({"root": cfg.data, "files": data.files}) + "\n")
+        atomic_write_text(folder.data_listing, json.dumps({"files": data.files}) + "\n")
+
+
+def _read_listing(folder: RunFolder) -> dict | None:
+    try:
+        files = json.loads(folder.data_listing.read_text())["files"]
+        return files if isinstance(files, dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a run from before the listing was kept, or a damaged one: nothing to compare
 
 
 def _tidy(folder: RunFolder, notes: list[Log]) -> None:
     """Remove what killed writes left behind in the folder."""
-    removed = remove_temporaries(folder.path)
+    removed = folder.remove_temporaries()
     if removed:
         notes.append(Log(f"removed {len(removed)} unfinished file(s) that an interrupted write left: "
                          f"{', '.join(p.name for p in removed[:3])}{' ...' if len(removed) > 3 else ''}", "detail"))
+
+
+def _begin(folder: RunFolder, cfg: TrainConfig, model_cfg: ModelConfig, data: ImageData, notes: list[Log]) -> None:
+    """Write a start's settings into its (locked) folder, marked as a start until its first checkpoint."""
+    if folder.unfinished():
+        notes.append(Log(f"{folder} held a start that never reached its first checkpoint; starting it afresh.", "warning"))
+        folder.clear_start()
+    _tidy(folder, notes)
+    atomic_write_text(folder.starting, "a start that has not reached its first checkpoint\n")
+    folder.write_config(_config_json(cfg, model_cfg, data))
+    _write_listing(folder, data)
 
 
 def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=()) -> Run:
@@ -152,19 +168,11 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
     run = Run(folder, cfg, model_cfg, data, None, notes, created=created)
     try:
         run.lock = RunLock(folder)
-        if folder.config.exists():
-            if folder.is_run():
-                raise GanforgeError(f"{folder} already holds a run; continue it with --resume {folder}, or choose another --run-dir.")
-            notes.append(Log(f"{folder} held a start that never reached its first checkpoint; starting it afresh.", "warning"))
-            folder.clear_start()
-        _tidy(folder, notes)
-        folder.write_config(_config_json(cfg, model_cfg, data))
-        _write_listing(folder, cfg, data)
+        if folder.holds_run():
+            raise GanforgeError(f"{folder} already holds a run; continue it with --resume {folder}, or choose another --run-dir.")
+        _begin(folder, cfg, model_cfg, data, notes)
     except BaseException:
-        if run.lock is None or folder.is_run():  # not ours to clean: another process's, or a real run
-            run.created = False
-            run.release()
-        else:
+        if run.lock is not None:
             run.discard()
         raise
     if data.skipped:
@@ -175,15 +183,16 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
 def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, data: str | os.PathLike | None = None) -> Run:
     """The run in `run_dir`, locked for this process, to continue from its newest readable
     checkpoint with its own settings; only `steps` (to train further), `device` and `data` (the
-    same pictures, moved) may change. A run whose start never reached its first checkpoint
-    starts again from step 0."""
+    same pictures, moved) may change. A start that never reached its first checkpoint starts
+    again from step 0, with its own settings."""
     folder = RunFolder(Path(run_dir))
     if not folder.path.is_dir():
         raise GanforgeError(f"{folder}: no such run folder.")
-    folder.read_config()  # a folder that is no run is refused before anything is written into it
+    if not folder.config.exists() and not folder.lock_file.exists():  # no run: leave the folder as it is
+        raise GanforgeError(f"{folder} is not a ganforge run folder (no config.json).")
     lock = RunLock(folder)
     try:
-        run = _resume(folder, steps, device, data)
+        run = _resume(folder, folder.read_config(), steps, device, data)
     except BaseException:
         lock.release()
         raise
@@ -191,21 +200,20 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | N
     return run
 
 
-def _resume(folder: RunFolder, steps: int | None, device: str | None, new_data: str | os.PathLike | None) -> Run:
-    saved = folder.read_config()
+def _resume(folder: RunFolder, saved: dict, steps: int | None, device: str | None, new_data: str | os.PathLike | None) -> Run:
     try:
-        cfg = TrainConfig.from_dict(saved["train"])
+        before = TrainConfig.from_dict(saved["train"])
     except (KeyError, TypeError, AttributeError):
         raise GanforgeError(f"{folder.config} is damaged; cannot resume this run.") from None
-    cfg = replace(cfg, **{k: v for k, v in (("steps", steps), ("device", device)) if v is not None})
+    cfg = replace(before, **{k: v for k, v in (("steps", steps), ("device", device)) if v is not None})
     if new_data is not None:
-        new_data = os.fspath(new_data)
-        cfg = replace(cfg, data=new_data if is_builtin(new_data) else str(Path(new_data).resolve()))
+        cfg = replace(cfg, data=_moved_data(before.data, os.fspath(new_data)))
     cfg.validate()
     pick_device(cfg.device)
     notes: list[Log] = []
     state = latest_checkpoint(folder, warn=lambda message: notes.append(Log(message, "warning")))
-    if state is None and folder.checkpoint_files():
+    unfinished = folder.unfinished()
+    if state is None and not unfinished:
         raise GanforgeError(f"{folder} has no readable checkpoint to resume from.")
     if state is not None and int(state["step"]) >= cfg.steps:
         raise GanforgeError(f"{folder} already reached step {int(state['step'])}; pass a larger --steps to continue it.")
@@ -215,33 +223,40 @@ def _resume(folder: RunFolder, steps: int | None, device: str | None, new_data: 
     data = load_data(cfg.data, cfg.size, cfg.channels, cfg.data_root)
     cfg, model_cfg = resolve(cfg, data)
     cfg = _fit_batch(cfg, data, notes)
-    _tidy(folder, notes)
-    if state is None:  # killed before its first checkpoint: start it again, with its own settings
+    if unfinished:  # stopped before its first checkpoint: start it again, with its own settings
         notes.append(Log(f"{folder} never reached its first checkpoint; training it from step 0 with its own settings.", "warning"))
-        folder.clear_start()
-        folder.write_config(_config_json(cfg, model_cfg, data))
-        _write_listing(folder, cfg, data)
+        _begin(folder, cfg, model_cfg, data, notes)
         return Run(folder, cfg, model_cfg, data, None, notes)
-    _note_data_changes(folder, cfg, data, notes)
-    if cfg.to_dict() != TrainConfig.from_dict(saved["train"]).to_dict() | {"steps": cfg.steps, "device": cfg.device}:
+    _tidy(folder, notes)
+    _check_data(folder, cfg, data, notes, moved=new_data is not None)
+    if cfg != before:  # more steps, another device, the pictures' new place: the run's settings now
         folder.write_config({**saved, "train": cfg.to_dict(), "dataset": _config_json(cfg, model_cfg, data)["dataset"]})
     if "health_warnings" not in state:  # written before the count was kept: count the logged events
         state["health_warnings"] = sum(1 for r in folder.read_metrics() if "health" in r and r.get("step", 0) <= int(state["step"]))
     return Run(folder, cfg, model_cfg, data, state, notes)
 
 
-def _note_data_changes(folder: RunFolder, cfg: TrainConfig, data: ImageData, notes: list[Log]) -> None:
-    """Say, and log, when the pictures differ from those the run trained on; then remember them."""
-    if data.files is None:
-        return
-    try:
-        before = json.loads(folder.data_listing.read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        before = None  # a run from before the listing was kept, or a damaged one: nothing to compare
-    if before is not None:
+def _moved_data(trained_on: str, new: str) -> str:
+    """--data on resume: the same pictures in a new place, never other ones."""
+    if is_builtin(trained_on) or is_builtin(new):
+        if new != trained_on:
+            raise GanforgeError(f"this run trained on {trained_on}; --data with --resume can only say where the same pictures are now.")
+        return new
+    return str(Path(new).resolve())
+
+
+def _check_data(folder: RunFolder, cfg: TrainConfig, data: ImageData, notes: list[Log], moved: bool) -> None:
+    """Say, and log, when the pictures differ from those the run last trained on; refuse a --data
+    that holds mostly other pictures; then remember the pictures."""
+    before = _read_listing(folder) if data.files is not None else None
+    if before:
         added, removed, changed = compare_listings(before, data.files)
+        kept = len(before) - removed
+        if moved and kept < len(before) / 2:
+            raise GanforgeError(f"{cfg.data} holds only {kept} of the {len(before)} pictures this run trained on; "
+                                f"--data with --resume is for the same pictures moved; to train on others, start a new run.")
         if added or removed or changed:
-            notes.append(Log(f"the pictures in {cfg.data} changed since the run began: {added} added, {removed} removed, {changed} changed; "
-                             f"training continues on the {len(data)} there now (so it will not repeat an uninterrupted run exactly).",
-                             "warning"))
-    _write_listing(folder, cfg, data)
+            notes.append(Log(f"the pictures in {cfg.data} changed since the run last trained: {added} added, {removed} removed, "
+                             f"{changed} changed; training continues on the {len(data)} there now (so it will not repeat an "
+                             f"uninterrupted run exactly).", "warning"))
+    _write_listing(folder, data)

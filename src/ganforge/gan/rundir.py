@@ -11,11 +11,12 @@
         generator.safetensors  the trained generator, for sharing
         best.safetensors       the generator with the best KID (--eval-every)
         report.html            `ganforge report`
-        data.json              the pictures trained on (names, sizes, times), to notice changes on resume
+        data.json              the pictures trained on (names, sizes, content hashes), to notice changes
         .lock                  held by the process training the run
+        .starting              there from a start until its first checkpoint
 
-A folder becomes a run with its first checkpoint: one that has config.json but no checkpoint is a
-start that did not finish (killed, say), and the same command starts it afresh.
+A folder becomes a run with its first checkpoint. One still marked `.starting` is a start that
+did not finish (killed, say): the same command starts it afresh, and --resume restarts it.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from ganforge.errors import GanforgeError
-from ganforge.fileio import append_text, atomic_write, atomic_write_text, reason
+from ganforge.fileio import append_text, atomic_write, atomic_write_text, reason, remove_file, temporary_target, write_error
 
 try:
     import fcntl
@@ -60,8 +61,9 @@ class RunFolder:
     report = property(lambda self: self.path / "report.html")
     data_listing = property(lambda self: self.path / "data.json")
     lock_file = property(lambda self: self.path / ".lock")
-    # What a start writes; a start that never reached its first checkpoint leaves only these.
-    STARTED = ("config.json", "log.txt", "metrics.jsonl", "data.json", "summary.json", "losses.png", "samples", "checkpoints")
+    starting = property(lambda self: self.path / ".starting")  # there from a start until its first checkpoint
+    OWN_FILES = ("config.json", "log.txt", "metrics.jsonl", "summary.json", "losses.png", "generator.safetensors", "best.safetensors",
+                 "data.json", ".starting", ".lock")
 
     def __str__(self) -> str:
         return str(self.path)
@@ -135,24 +137,48 @@ class RunFolder:
     def rewrite_metrics(self, rows: list[dict]) -> None:
         atomic_write(self.metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
 
+    # ---- starts that did not finish, and what killed writes left ----
 
-    # ---- starts that did not finish ----
+    def unfinished(self) -> bool:
+        """A start that never reached its first checkpoint: it left its mark, and no checkpoint."""
+        return self.starting.exists() and not self.checkpoint_files()
 
-    def is_run(self) -> bool:
-        """Whether the folder holds a run: settings and at least one checkpoint file."""
-        return self.config.exists() and bool(self.checkpoint_files())
+    def holds_run(self) -> bool:
+        """Whether a run got going here (or a run from before starts were marked was started here)."""
+        return (self.config.exists() or bool(self.checkpoint_files())) and not self.unfinished()
+
+    def own_files(self) -> list[Path]:
+        """ganforge's files in the folder, by name: nothing else in it is ever deleted."""
+        top = [self.path / name for name in self.OWN_FILES]
+        return [p for p in top if p.exists()] + [p for _, p in self.sample_grid_files()] + [p for _, p in self.checkpoint_files()]
 
     def clear_start(self) -> None:
-        """Delete what an unfinished start wrote (never anything else in the folder)."""
-        for name in self.STARTED:
-            path = self.path / name
+        """Remove what an unfinished start wrote besides its settings and log, before it starts again."""
+        for path in [self.metrics, self.summary, self.losses_plot, self.generator, self.best] + [p for _, p in self.sample_grid_files()]:
+            remove_file(path)
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the temporary files of ganforge's own writes that a kill left here; returns them."""
+        removed = []
+        for folder in (self.path, self.samples, self.checkpoints):
+            for path in folder.iterdir() if folder.is_dir() else ():
+                target = temporary_target(path.name)
+                if target and (target in self.OWN_FILES or _STEP_FILE.match(target)) and path.is_file():
+                    remove_file(path)
+                    removed.append(path)
+        return removed
+
+    def remove(self) -> None:
+        """Delete the folder of a start that this process made, with ganforge's files and nothing
+        else: a folder that holds anything more is left in place."""
+        self.remove_temporaries()
+        for path in self.own_files():
+            remove_file(path)
+        for folder in (self.samples, self.checkpoints, self.path):
             try:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
-            except OSError as exc:
-                raise GanforgeError(f"could not remove {path} of an unfinished start: {reason(exc)}.") from None
+                folder.rmdir()
+            except OSError:  # not empty, or gone: leave it
+                pass
 
 
 def create_run_folder(root: Path, name: str) -> RunFolder:
@@ -182,30 +208,57 @@ class RunLock:
     `.lock`, which the kernel drops when its process ends, however it ends: a killed run never
     leaves its folder locked. The holder's process id is written in the file, to name it."""
 
+    WINDOWS_BYTE = 1 << 20  # msvcrt locks are mandatory: lock a byte past the process id, which stays readable
+
     def __init__(self, folder: RunFolder):
         self.folder, self.fd = folder, None
+        for _ in range(3):  # the file may be removed and made anew between opening and locking it
+            fd = self._open_and_lock()
+            try:
+                if os.fstat(fd).st_ino == os.stat(folder.lock_file).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        else:
+            raise GanforgeError(f"{folder} keeps changing under ganforge; is another program deleting it?")
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:  # the id only names the holder; the lock holds without it
+            pass
+        self.fd = fd
+        self._finalizer = weakref.finalize(self, os.close, fd)  # a Run never trained still lets go
+
+    def _open_and_lock(self) -> int:
+        folder = self.folder
         try:
             fd = os.open(folder.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise GanforgeError(f"could not write {folder.lock_file}: {reason(exc)}.") from None
+            raise write_error(folder.lock_file, exc) from None
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             else:
+                os.lseek(fd, self.WINDOWS_BYTE, os.SEEK_SET)
                 msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
             try:
+                os.lseek(fd, 0, os.SEEK_SET)
                 holder = os.read(fd, 100).decode(errors="replace").split() or ["?"]
             except OSError:
                 holder = ["?"]
             os.close(fd)
             raise GanforgeError(f"{folder} is being trained by process {holder[0]}; wait for it to finish, or stop it "
                                 f"(Ctrl-C there, or kill {holder[0]}) and then resume.") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
+        return fd
 
     def release(self) -> None:
         if self.fd is not None:
+            if fcntl is None:
+                os.lseek(self.fd, self.WINDOWS_BYTE, os.SEEK_SET)
+                msvcrt.locking(self.fd, msvcrt.LK_UNLCK, 1)
+            self._finalizer.detach()
             os.close(self.fd)  # closing the descriptor drops the lock
             self.fd = None
