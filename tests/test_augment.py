@@ -1,6 +1,6 @@
 import torch
 
-from ganforge.gan.augment import AdaptiveP, augment, cutout, translation
+from ganforge.gan.augment import AdaptiveP, Draws, augment, cutout, translation
 
 
 def g(seed=0):
@@ -17,9 +17,17 @@ def test_shapes_determinism_and_gradients():
     assert torch.equal(augment(x, ("color",), 0.0, g()), x)
 
 
+def test_rows_of_a_batch_get_the_transforms_the_whole_batch_gives_them():
+    x = torch.rand(8, 3, 16, 16)
+    policy = ("color", "translation", "cutout")
+    whole = augment(x, policy, 0.7, g(5))
+    parts = [augment(x[rows], policy, 0.7, g(5), total=8, rows=rows) for rows in (slice(0, 4), slice(4, 8))]
+    assert torch.equal(torch.cat(parts), whole)
+
+
 def test_translation_is_an_exact_integer_shift():
     x = torch.arange(64.0).view(1, 1, 8, 8)
-    y = translation(x, g(3), 1.0, ratio=0.25)
+    y = translation(x, Draws(g(3), 1), 1.0, ratio=0.25)
     # find the shift and check the overlapping part is copied exactly, the rest is zero-filled
     found = [(dx, dy) for dx in range(-2, 3) for dy in range(-2, 3)
              if torch.equal(y[0, 0, max(dy, 0):8 + min(dy, 0), max(dx, 0):8 + min(dx, 0)], x[0, 0, max(-dy, 0):8 + min(-dy, 0), max(-dx, 0):8 + min(-dx, 0)])]
@@ -28,7 +36,7 @@ def test_translation_is_an_exact_integer_shift():
 
 def test_cutout_zeroes_a_quarter_at_most():
     x = torch.ones(32, 1, 16, 16)
-    y = cutout(x, g(), 1.0)
+    y = cutout(x, Draws(g(), 32), 1.0)
     zero_frac = (y == 0).float().mean((1, 2, 3))
     assert (zero_frac > 0).all() and (zero_frac <= 0.25 + 1e-6).all()
 

@@ -31,8 +31,16 @@ COMMANDS = {
 }
 
 
-def fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+def fail(message: str, exc: BaseException | None = None) -> None:
+    """One line and exit code 2. In a job of several processes, rank 0 speaks for all: to the
+    terminal, or to `ganforge train --nproc-per-node`, which says it for the job."""
+    from ganforge.cli.launch import REPORT_ENV, write_report
+
+    if os.environ.get("RANK", "0") == "0":  # torchrun's rank; none outside torchrun
+        if os.environ.get(REPORT_ENV):
+            write_report(error=message, lost_contact=type(exc).__name__ == "JobBroken", timed_out=getattr(exc, "timed_out", False))
+        else:
+            click.echo(f"Error: {message}", err=True)
     sys.exit(2)
 
 
@@ -83,7 +91,7 @@ class Group(click.Group):
             where = f"`{self.name} {command} --help`" if command else f"`{self.name} --help`"
             fail(f"{' '.join(exc.format_message().split()).rstrip('.')} (see {where}).")
         except GanforgeError as exc:
-            fail(" ".join(str(exc).split()))
+            fail(" ".join(str(exc).split()), exc)
         except click.ClickException as exc:  # a file click could not open, say
             fail(" ".join(exc.format_message().split()))
         except Stopped as exc:
@@ -123,6 +131,12 @@ def main():
                 stopped(getattr(exc, "signum", signal.SIGINT), command)
         cli(prog_name="ganforge")
     except SystemExit as exc:
+        if "LOCAL_RANK" in os.environ:
+            # A process of a torchrun job: torch's communication threads may still be running after a
+            # failure, and tearing them down at the interpreter's exit would abort instead of exiting.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1)
         if isinstance(exc.code, int) and 128 < exc.code < 128 + 65:
             # Stopped by a signal, and said so. CPython would end the process by SIGINT instead of
             # this exit code if the KeyboardInterrupt had passed through code run by PyRun_String

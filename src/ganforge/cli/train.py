@@ -25,12 +25,28 @@ from ganforge.options import flag
 @options_from(TrainConfig)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: runs/NNNNN-<data>].")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder from its latest checkpoint.")
+@click.option("--nproc-per-node", type=click.IntRange(min=1), help="Train on this many processes on this machine (one per GPU), "
+              "started by torchrun's launcher; --batch-size stays the global batch.")
+@click.option("--nnodes", type=click.IntRange(min=1), default=1, help="Machines in the job (run the same command on each).")
+@click.option("--node-rank", type=click.IntRange(min=0), help="Which machine this is, 0 for the first [default: the machines agree among themselves].")
+@click.option("--rdzv-endpoint", metavar="HOST:PORT", help="Where the machines meet: an address of the first machine and a free port.")
+@click.option("--dist-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds a training process waits for a silent other before the job stops.")
 @click.pass_context
-def train_command(ctx, data, data_option, run_dir, resume, **params):
+def train_command(ctx, data, data_option, run_dir, resume, nproc_per_node, nnodes, node_rank, rdzv_endpoint, dist_timeout, **params):
     """Train a GAN on DATA: a folder of your pictures, or digits (default), mnist, fashion-mnist, cifar10.
 
     The run folder's path is the last line printed.
     """
+    if nproc_per_node is not None or nnodes > 1 or node_rank is not None or rdzv_endpoint is not None:
+        from ganforge.cli.launch import launch
+
+        argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else []
+        launch(argv, nproc_per_node or 1, nnodes, node_rank, rdzv_endpoint)
+        return
+    from ganforge.cli.launch import write_report
+    from ganforge.gan.distributed import is_main_process
+    from ganforge.gan.events import Started
     from ganforge.gan.loop import TrainingInterrupted, resume_training, train
     from ganforge.gan.run import RESUMABLE
     from ganforge.gan.sinks import ConsoleSink
@@ -39,18 +55,26 @@ def train_command(ctx, data, data_option, run_dir, resume, **params):
         raise GanforgeError("give the pictures once: as DATA or as --data, not both.")
     data = data if data is not None else data_option
     given = {n for n in params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+
+    def report_run_dir(event):  # for `--nproc-per-node`'s launcher, should the job fail
+        if isinstance(event, Started):
+            write_report(run_dir=str(event.run_dir))
+
+    sinks = [ConsoleSink(), report_run_dir]
     try:
         if resume is not None:
             extra = sorted(flag(n) for n in given - set(RESUMABLE)) + ["--run-dir"] * (run_dir is not None)
             if extra:
                 raise GanforgeError(f"--resume continues with the run's own settings; only {', '.join(map(flag, RESUMABLE))} may be given "
                                     f"(not {', '.join(extra)}).")
-            out = resume_training(resume, data=data, **{n: params[n] for n in RESUMABLE if n in given}, sinks=[ConsoleSink()])
+            out = resume_training(resume, data=data, **{n: params[n] for n in RESUMABLE if n in given}, sinks=sinks, timeout=dist_timeout)
         else:
             cfg = TrainConfig(data=data if data is not None else TrainConfig.data, **values_for(TrainConfig, params))
-            out = train(cfg, run_dir, sinks=[ConsoleSink()], explicit=given)
+            out = train(cfg, run_dir, sinks=sinks, explicit=given, timeout=dist_timeout)
     except TrainingInterrupted as exc:
-        click.echo(str(exc), err=True)
-        click.echo(str(exc.run_dir))
+        if is_main_process():
+            click.echo(str(exc), err=True)
+            click.echo(str(exc.run_dir))
         sys.exit(128 + int(exc.signum))
-    click.echo(str(out))
+    if is_main_process():
+        click.echo(str(out))

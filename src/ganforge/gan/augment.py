@@ -27,32 +27,47 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return parts
 
 
-def _uniform(g: torch.Generator, b: int, lo: float, hi: float, device) -> torch.Tensor:
-    return (torch.rand(b, 1, 1, 1, generator=g) * (hi - lo) + lo).to(device)
+class Draws:
+    """Random numbers for the images of a batch: drawn for all `total` images of the global batch,
+    then cut to this process's `rows`, so that each image gets the same transform however many
+    processes share the batch."""
+
+    def __init__(self, g: torch.Generator, total: int, rows: slice = slice(None)):
+        self.g, self.total, self.rows = g, total, rows
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(self.total, *shape, generator=self.g)[self.rows]
+
+    def randint(self, lo: int, hi: int, *shape: int) -> torch.Tensor:
+        return torch.randint(lo, hi, (self.total, *shape), generator=self.g)[self.rows]
 
 
-def _chosen(g: torch.Generator, b: int, p: float, device) -> torch.Tensor:
+def _uniform(r: Draws, lo: float, hi: float, device) -> torch.Tensor:
+    return (r.rand(1, 1, 1) * (hi - lo) + lo).to(device)
+
+
+def _chosen(r: Draws, p: float, device) -> torch.Tensor:
     """(B, 1, 1, 1) float mask: 1 where this transform applies to the image."""
-    return (torch.rand(b, 1, 1, 1, generator=g) < p).float().to(device)
+    return (r.rand(1, 1, 1) < p).float().to(device)
 
 
-def color(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
-    b, dev = x.shape[0], x.device
-    on = _chosen(g, b, p, dev)
-    x = x + on * _uniform(g, b, -0.5, 0.5, dev)  # brightness
+def color(x: torch.Tensor, r: Draws, p: float) -> torch.Tensor:
+    dev = x.device
+    on = _chosen(r, p, dev)
+    x = x + on * _uniform(r, -0.5, 0.5, dev)  # brightness
     if x.shape[1] > 1:  # saturation
         mean = x.mean(1, keepdim=True)
-        x = mean + (x - mean) * (1 + on * (_uniform(g, b, 0.0, 2.0, dev) - 1))
+        x = mean + (x - mean) * (1 + on * (_uniform(r, 0.0, 2.0, dev) - 1))
     mean = x.mean((1, 2, 3), keepdim=True)  # contrast
-    return mean + (x - mean) * (1 + on * (_uniform(g, b, 0.5, 1.5, dev) - 1))
+    return mean + (x - mean) * (1 + on * (_uniform(r, 0.5, 1.5, dev) - 1))
 
 
-def translation(x: torch.Tensor, g: torch.Generator, p: float, ratio: float = 0.125) -> torch.Tensor:
+def translation(x: torch.Tensor, r: Draws, p: float, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to `ratio` of its size, filling with zeros (exact integer shifts)."""
     b, _, h, w = x.shape
-    on = _chosen(g, b, p, "cpu").view(b)
-    shift = torch.stack([torch.randint(-int(w * ratio), int(w * ratio) + 1, (b,), generator=g),
-                         torch.randint(-int(h * ratio), int(h * ratio) + 1, (b,), generator=g)], 1).float() * on[:, None]
+    on = _chosen(r, p, "cpu").view(b)
+    shift = torch.stack([r.randint(-int(w * ratio), int(w * ratio) + 1),
+                         r.randint(-int(h * ratio), int(h * ratio) + 1)], 1).float() * on[:, None]
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, 0, 2] = -2 * shift[:, 0] / w
@@ -61,40 +76,44 @@ def translation(x: torch.Tensor, g: torch.Generator, p: float, ratio: float = 0.
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def cutout(x: torch.Tensor, g: torch.Generator, p: float, ratio: float = 0.5) -> torch.Tensor:
+def cutout(x: torch.Tensor, r: Draws, p: float, ratio: float = 0.5) -> torch.Tensor:
     """Zero one square of `ratio` times the image size at a random place in each image."""
     b, _, h, w = x.shape
-    on = _chosen(g, b, p, "cpu").view(b, 1, 1)
+    on = _chosen(r, p, "cpu").view(b, 1, 1)
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     # the square's centre is anywhere in the image, so it may hang over an edge
-    top = torch.randint(0, h + 1, (b, 1, 1), generator=g) - ch // 2
-    left = torch.randint(0, w + 1, (b, 1, 1), generator=g) - cw // 2
+    top = r.randint(0, h + 1, 1, 1) - ch // 2
+    left = r.randint(0, w + 1, 1, 1) - cw // 2
     ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
     inside = (ys >= top) & (ys < top + ch) & (xs >= left) & (xs < left + cw)  # (B, H, W)
     keep = 1 - (inside.float() * on)
     return x * keep.unsqueeze(1).to(x.device, x.dtype)
 
 
-def augment(x: torch.Tensor, policy: tuple[str, ...], p: float, g: torch.Generator) -> torch.Tensor:
-    """x: (B, C, H, W) in [-1, 1] -> the same shape, every op differentiable in x."""
+def augment(x: torch.Tensor, policy: tuple[str, ...], p: float, g: torch.Generator, total: int | None = None,
+            rows: slice = slice(None)) -> torch.Tensor:
+    """x: (B, C, H, W) in [-1, 1] -> the same shape, every op differentiable in x. `x` may be the
+    `rows` of a global batch of `total` images (default: all of it)."""
     if p <= 0:
         return x
+    draws = Draws(g, x.shape[0] if total is None else total, rows)
     for name in policy:
-        x = {"color": color, "translation": translation, "cutout": cutout}[name](x, g, p)
+        x = {"color": color, "translation": translation, "cutout": cutout}[name](x, draws, p)
     return x
 
 
-def augment_views(x: torch.Tensor | list[torch.Tensor], policy: tuple[str, ...], p: float, g: torch.Generator):
+def augment_views(x: torch.Tensor | list[torch.Tensor], policy: tuple[str, ...], p: float, g: torch.Generator,
+                  total: int | None = None, rows: slice = slice(None)):
     """`augment` for what a discriminator takes: one batch, or a list of the same batch at several
     scales (MSG-GAN), where every scale of an image gets the same transform."""
     if not policy:
         return x
     if not isinstance(x, list):
-        return augment(x, policy, p, g)
+        return augment(x, policy, p, g, total, rows)
     state, out = g.get_state(), []
     for xi in x:
         g.set_state(state)
-        out.append(augment(xi, policy, p, g))
+        out.append(augment(xi, policy, p, g, total, rows))
     return out
 
 
@@ -109,8 +128,13 @@ class AdaptiveP:
         self._signs, self._count, self._steps = 0.0, 0, 0
 
     def update(self, real_logits: torch.Tensor) -> float:
-        self._signs += float(torch.sign(real_logits.detach()).sum())
-        self._count += real_logits.numel()
+        return self.update_counts(float(torch.sign(real_logits.detach()).sum()), real_logits.numel())
+
+    def update_counts(self, signs: float, count: int) -> float:
+        """`update` from the sum of the signs of D's outputs on real images and their number (summed
+        over the processes of a job, so that each holds the same p)."""
+        self._signs += signs
+        self._count += count
         self._steps += 1
         if self._steps % self.interval == 0:
             r = self._signs / max(self._count, 1)

@@ -20,6 +20,7 @@ ARCHS = ("dcgan", "mlp", "msg")  # progressive growing is `--grow` on the convol
 LOSSES = ("bce", "hinge")
 UPSAMPLES = ("transpose", "nearest")
 G_NORMS = ("batch", "pixel")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SIZES = (16, 32, 64, 128, 256)
 SEED_RANGE = 2**40  # seeds are scaled by about 2e6 and must stay within torch's 64 bits
 
@@ -86,6 +87,15 @@ class TrainConfig:
     auto_balance: Annotated[bool, Opt("When the discriminator wins, skip its updates and lower its learning rate automatically.")] = False
     seed: Annotated[int, Opt("Random seed; the same seed on the CPU gives the same weights.", min=-SEED_RANGE, max=SEED_RANGE)] = 0
     device: Annotated[str, DEVICE] = "auto"
+    precision: Annotated[str, Opt("Arithmetic of the forward and backward passes (autocast): auto is bf16 on CUDA GPUs that support it, "
+                                  "fp32 elsewhere; fp16 (with gradient scaling) needs CUDA. The R1 penalty is always fp32.",
+                                  choices=PRECISIONS)] = "auto"
+    compile: Annotated[bool, Opt("Compile G and D with torch.compile (faster steps after a slow first one); where the compiler cannot "
+                                 "run, a warning and the usual eager mode.")] = False
+    sync_batchnorm: Annotated[bool, Opt("On several processes, BatchNorm statistics over the global batch, so that the result does not depend "
+                                        "on the number of processes; off, each process normalises its own slice (faster on CPUs).")] = True
+    cuda_fast: Annotated[bool, Opt("On CUDA: TF32 matmuls and convolutions, and cuDNN's autotuner; turn off for runs that repeat "
+                                   "bit for bit on the same GPU.")] = True
     log_every: Annotated[int, Opt("Write a metrics line every N steps.", min=1)] = 50
     sample_every: Annotated[int, Opt("Save a sample grid and refresh losses.png every N steps.", min=1)] = 500
     checkpoint_every: Annotated[int, Opt("Save a checkpoint every N steps.", min=1)] = 500

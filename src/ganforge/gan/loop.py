@@ -8,6 +8,10 @@
 Everything the loop has to say goes out as events (`ganforge.gan.events`) to sinks: the run
 folder always, the terminal by default, anything else a caller adds. Checkpoints and generators
 it writes itself, since it reads them back to resume and to roll back after a divergence.
+
+Under torchrun every process runs this loop (`ganforge.gan.distributed`): rank 0 starts or
+resumes the run and sends it to the others, and alone writes the run folder, draws samples,
+scores and speaks; all take the same decisions, including when to stop.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from ganforge.errors import GanforgeError, Interrupted
 from ganforge.fileio import remove_file
 from ganforge.gan.checkpoint import latest_checkpoint, save_checkpoint, save_generator
 from ganforge.gan.config import TrainConfig
+from ganforge.gan.distributed import DEFAULT_TIMEOUT, JobBroken, LostContact, Processes, join, leave
 from ganforge.gan.events import CheckpointSaved, Done, GeneratorSaved, Health, Log, MetricsRow, SampleGrid, Sink, Started, StepDone
 from ganforge.gan.health import HealthChecks, HealthEvent, is_diverged
+from ganforge.gan.rundir import RunFolder
 from ganforge.gan.run import Run, resume, start
 from ganforge.gan.sinks import ConsoleSink, RunFolderSink
 from ganforge.gan.trainer import GANTrainer, StepStats
@@ -102,11 +108,12 @@ class TrainingLoop:
     turns NaN or infinite.
     """
 
-    def __init__(self, run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None):
-        self.run = run
+    def __init__(self, run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None,
+                 processes: Processes = Processes()):
+        self.run, self.processes, self.main = run, processes, processes.is_main
         self.cfg, self.model_cfg, self.folder, self.data = run.cfg, run.model_cfg, run.folder, run.data
         self.state, self.notes = run.state, run.notes  # the checkpoint to resume from (None: a fresh run)
-        self.sinks = [RunFolderSink(run.folder), *sinks]
+        self.sinks = [RunFolderSink(run.folder), *sinks] if self.main else []  # rank 0 alone writes and speaks
         self.stop_when = stop_when
         self.step = int(self.state["step"]) if self.state is not None else 0
         self.warnings, self.elapsed_before = 0, 0.0
@@ -128,8 +135,15 @@ class TrainingLoop:
                 while self.step < self.cfg.steps:
                     self._train_step(stop)
                 return self._finish()
+        except LostContact as exc:
+            newest = self.folder.checkpoint_files() if self.main else []
+            saved = f"the newest checkpoint, step {newest[-1][0]}, is intact" if newest else "no checkpoint was written"
+            timed_out = "timed out" in str(exc).lower()
+            what = f"one did not answer within {self.processes.timeout:g} s" if timed_out else "one died or closed its connections"
+            raise JobBroken(f"lost contact with the other training processes ({exc}): {what}; {saved}. "
+                            f"Continue with: ganforge train --resume {self.folder}", timed_out) from None
         except BaseException as exc:
-            if not self.saved:  # a start that never reached its first checkpoint: see Run.discard
+            if not self.saved and self.main:  # a start that never reached its first checkpoint: see Run.discard
                 self.run.discard()
             elif isinstance(exc, KeyboardInterrupt):  # a second Ctrl-C, say: stopped at once
                 newest = self.folder.checkpoint_files()
@@ -145,10 +159,12 @@ class TrainingLoop:
                 self.run.release()
 
     def _set_up(self) -> None:
-        cfg, state, data = self.cfg, self.state, self.data
-        dev = pick_device(cfg.device)
-        self.trainer = GANTrainer(cfg, self.model_cfg, dev)
-        self.health = HealthChecks(cfg, data.images, dev)
+        cfg, state, data, processes = self.cfg, self.state, self.data, self.processes
+        dev = processes.device(pick_device(cfg.device))
+        self.trainer = GANTrainer(cfg, self.model_cfg, dev, processes)
+        for note in self.trainer.notes:
+            self.emit(Log(note, "warning"))
+        self.health = HealthChecks(cfg, data.images if self.main else None, dev)  # samples and scores are rank 0's
         if state is not None:
             self.trainer.load_state_dict(state)
             if "health" in state:
@@ -159,8 +175,13 @@ class TrainingLoop:
         else:
             message = (f"Training {self.trainer.family.title} at {cfg.size}px on {data.name} "
                        f"({len(data)} images, {data.channels} channel(s)) on {dev.type}.")
+        if processes.many:
+            message = message[:-1] + f", {processes.world} processes (batches of {cfg.batch_size // processes.world} each)."
+        self.pin = False
         if dev.type == "cuda" and data.images.numel() < 2**30:  # small enough: keep the data on the GPU
             data = replace(data, images=data.images.to(dev))
+        else:  # page-locked batches copy to the GPU while the previous step still computes
+            self.pin = dev.type == "cuda"
         self.batches = BatchSampler(data, cfg.batch_size, cfg.seed, cfg.flip)
         self.emit(Started(self.folder.path, self.step, cfg.steps, message))
         self.t0 = time.perf_counter()
@@ -170,7 +191,9 @@ class TrainingLoop:
 
     def _train_step(self, stop: StopFlag) -> None:
         cfg, trainer = self.cfg, self.trainer
-        stats = trainer.step(self.batches.batch(self.step), self.step)
+        batch = self.batches.batch(self.step)
+        with self.processes.watched():
+            stats = trainer.step(batch.pin_memory() if self.pin else batch, self.step)
         if is_diverged(stats.loss_d, stats.loss_g):
             self._roll_back(self.step + 1)
             return
@@ -185,17 +208,18 @@ class TrainingLoop:
             self.emit(MetricsRow(step, {"step": step, **self.window.means(cfg.batch_size), "d_skipped": trainer.runtime.d_skipped,
                                         "augment_p": round(trainer.augment_p, 4), "elapsed_s": round(self.elapsed(), 2),
                                         "kimg": round(step * cfg.batch_size / 1000, 3), **trainer.family.progress(trainer.G)}))
-        if cfg.eval_every and step % cfg.eval_every == 0:
+        if cfg.eval_every and step % cfg.eval_every == 0 and self.main:
             self._score()
-        if step % cfg.sample_every == 0 or last:
+        if (step % cfg.sample_every == 0 or last) and self.main:
             self._sample()
         if step % cfg.checkpoint_every == 0 or last:
             self._checkpoint(step)
         self.emit(StepDone(step, stats, trainer))
-        if (stop.signum is not None or (self.stop_when is not None and self.stop_when(step))) and not last:
+        asked = stop.signum or (signal.SIGINT if self.stop_when is not None and self.stop_when(step) else 0)
+        signum = self.processes.largest(asked)  # every process stops after the same step
+        if signum and not last:
             if step % cfg.checkpoint_every:
                 self._checkpoint(step)
-            signum = stop.signum or signal.SIGINT
             interrupted = TrainingInterrupted(signum, step, self.folder.path)
             self.emit(Done(step, round(self.elapsed(), 1), {}, str(interrupted), stopped_by=signum))
             raise interrupted
@@ -222,6 +246,9 @@ class TrainingLoop:
             self._warn(HealthEvent(self.step, "mode_collapse", check.message))
 
     def _checkpoint(self, at: int) -> None:
+        if not self.main:
+            self.saved = True
+            return
         state = {**self.trainer.state_dict(), "health": self.health.state_dict(), "health_warnings": self.warnings,
                  "config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(), "elapsed_s": self.elapsed()}
         path = save_checkpoint(state, self.folder, at, self.cfg.keep)
@@ -240,7 +267,7 @@ class TrainingLoop:
         if trainer.runtime.rollbacks >= MAX_ROLLBACKS:
             raise GanforgeError(f"Training diverged (a NaN or infinite loss) at step {failed_at} after {MAX_ROLLBACKS} rollbacks; "
                                 f"the checkpoints in {self.folder} are intact. Try lower --lr-g and --lr-d, or --r1 10.")
-        state = latest_checkpoint(self.folder, warn=lambda message: self.emit(Log(message, "warning")))
+        state = self.processes.share(lambda: latest_checkpoint(self.folder, warn=lambda message: self.emit(Log(message, "warning"))))
         if state is None:
             raise GanforgeError(f"Training diverged at step {failed_at} and {self.folder} has no readable checkpoint to return to.")
         trainer.roll_back(state)
@@ -254,6 +281,8 @@ class TrainingLoop:
 
     def _finish(self) -> Path:
         trainer, seconds = self.trainer, self.elapsed()
+        if not self.main:
+            return self.folder.path
         self.emit(GeneratorSaved(self.step, save_generator(trainer.sampler(), self.model_cfg, self.folder.generator, self.step,
                                                            extra={"train_config": self.cfg.to_dict()})))
         summary = {"step": self.step, "elapsed_s": round(seconds, 1), "d_skipped": trainer.runtime.d_skipped, "rollbacks": trainer.runtime.rollbacks,
@@ -264,28 +293,68 @@ class TrainingLoop:
         return self.folder.path
 
 
-def fit(run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None) -> Path:
+def fit(run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None, processes: Processes = Processes()) -> Path:
     """Train `run` (from `start` or `resume`) to its last step; returns the run folder.
 
     `stop_when(step)` is asked after every step; True stops there with a checkpoint and raises
     TrainingInterrupted, as Ctrl-C does.
     """
-    return TrainingLoop(run, sinks, stop_when).train()
+    return TrainingLoop(run, sinks, stop_when, processes).train()
 
 
 def _default_sinks(sinks: Iterable[Sink] | None) -> list[Sink]:
     return [ConsoleSink()] if sinks is None else list(sinks)
 
 
+def _fit_everywhere(make_run: Callable[[], Run], sinks, stop_when, timeout: float) -> Path:
+    """`fit` in this process, or, under torchrun, in all the job's processes: rank 0 makes the run
+    (reading and writing its folder) and sends it to the others, which get no lock and no folder
+    of their own to write."""
+    processes = join(timeout)
+    together = False  # whether the processes end in step, and may wait for each other on the way out
+    try:
+        if not processes.many:
+            return fit(make_run(), sinks, stop_when)
+        made: list[Run] = []
+
+        def make() -> tuple:
+            run = make_run()
+            made.append(run)
+            if run.cfg.batch_size % processes.world:
+                run.discard() if run.state is None else run.release()
+                raise GanforgeError(f"--batch-size {run.cfg.batch_size} does not divide evenly among {processes.world} processes; "
+                                    f"choose a multiple of {processes.world} (the batch size is the global one).")
+            return str(run.folder.path), run.cfg, run.model_cfg, run.data, run.state, run.notes
+
+        try:
+            path, cfg, model_cfg, data, state, notes = processes.share(make)
+        except LostContact as exc:
+            raise JobBroken(f"lost contact with the other training processes while starting ({exc}).") from None
+        run = made[0] if processes.is_main else Run(RunFolder(Path(path)), cfg, model_cfg, data, state, notes)
+        try:
+            out = fit(run, sinks, stop_when, processes)
+        except TrainingInterrupted:  # a stop they agreed on
+            together = True
+            raise
+        together = True
+        return out
+    finally:
+        if together:
+            leave(processes)
+
+
 def train(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, *, sinks: Iterable[Sink] | None = None,
-          stop_when: Callable[[int], bool] | None = None, explicit=()) -> Path:
+          stop_when: Callable[[int], bool] | None = None, explicit=(), timeout: float = DEFAULT_TIMEOUT) -> Path:
     """Train a new run of `cfg`; returns its folder. `sinks` receive every event besides the run
-    folder (default: progress and messages on stderr; [] for none)."""
-    return fit(start(cfg, run_dir, explicit), _default_sinks(sinks), stop_when)
+    folder (default: progress and messages on stderr; [] for none). Under torchrun, every process
+    calls this; `timeout` is how long one waits for a silent other before the job is given up."""
+    return _fit_everywhere(lambda: start(cfg, run_dir, explicit), _default_sinks(sinks), stop_when, timeout)
 
 
 def resume_training(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, data: str | os.PathLike | None = None, *,
-                    sinks: Iterable[Sink] | None = None, stop_when: Callable[[int], bool] | None = None) -> Path:
+                    sinks: Iterable[Sink] | None = None, stop_when: Callable[[int], bool] | None = None, timeout: float = DEFAULT_TIMEOUT,
+                    **settings) -> Path:
     """Continue the run in `run_dir` from its newest checkpoint, with its own settings; `steps` may
-    raise the number of steps, `device` move it, and `data` point to its pictures' new place."""
-    return fit(resume(run_dir, steps, device, data), _default_sinks(sinks), stop_when)
+    raise the number of steps, `device` move it, `data` point to its pictures' new place, and
+    `settings` change precision, compile, sync_batchnorm or cuda_fast. Under torchrun, as `train`."""
+    return _fit_everywhere(lambda: resume(run_dir, steps, device, data, **settings), _default_sinks(sinks), stop_when, timeout)

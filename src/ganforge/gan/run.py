@@ -32,7 +32,8 @@ from ganforge.gan.rundir import RunFolder, RunLock, create_run_folder
 from ganforge.version import __version__
 
 RUNS_ROOT = Path("runs")
-RESUMABLE = ("steps", "device", "data")  # what a resumed run may change; all else is the run's own
+# What a resumed run may change (how many steps, where, how fast); all else is the run's own.
+RESUMABLE = ("steps", "device", "data", "precision", "compile", "sync_batchnorm", "cuda_fast")
 
 
 @dataclass
@@ -64,6 +65,16 @@ class Run:
                     self.folder.remove()
         finally:
             self.release()
+
+
+def check_precision(precision: str, device) -> None:
+    """Refuse, in one sentence, a --precision that `device` cannot train in."""
+    import torch
+
+    if precision == "fp16" and device.type != "cuda":
+        raise GanforgeError(f"--precision fp16 needs a CUDA GPU (its gradient scaling is made for one); on {device.type} use --precision bf16 or fp32.")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise GanforgeError("--precision bf16: this GPU has no bfloat16 arithmetic; use --precision fp16 or fp32.")
 
 
 def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig]:
@@ -152,7 +163,7 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
     cfg = apply_preset(cfg, explicit)
     cfg.validate()
     cfg = replace(cfg, data=os.fspath(cfg.data))
-    pick_device(cfg.device)
+    check_precision(cfg.precision, pick_device(cfg.device))
     data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root)
     cfg, model_cfg = resolve(cfg, data)
     notes: list[Log] = []
@@ -180,11 +191,15 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
     return run
 
 
-def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, data: str | os.PathLike | None = None) -> Run:
+def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | None = None, data: str | os.PathLike | None = None,
+           **settings) -> Run:
     """The run in `run_dir`, locked for this process, to continue from its newest readable
-    checkpoint with its own settings; only `steps` (to train further), `device` and `data` (the
-    same pictures, moved) may change. A start that never reached its first checkpoint starts
-    again from step 0, with its own settings."""
+    checkpoint with its own settings; only `steps` (to train further), `device`, `data` (the
+    same pictures, moved) and, as `settings`, precision, compile, sync_batchnorm and cuda_fast may change. A start
+    that never reached its first checkpoint starts again from step 0, with its own settings."""
+    unknown = sorted(set(settings) - set(RESUMABLE))
+    if unknown:
+        raise GanforgeError(f"a resumed run keeps its own settings; {', '.join(unknown)} cannot change (only {', '.join(RESUMABLE)}).")
     folder = RunFolder(Path(run_dir))
     if not folder.path.is_dir():
         raise GanforgeError(f"{folder}: no such run folder.")
@@ -192,7 +207,7 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | N
         raise GanforgeError(f"{folder} is not a ganforge run folder (no config.json).")
     lock = RunLock(folder)
     try:
-        run = _resume(folder, folder.read_config(), steps, device, data)
+        run = _resume(folder, folder.read_config(), {"steps": steps, "device": device, **settings}, data)
     except BaseException:
         lock.release()
         raise
@@ -200,16 +215,16 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | N
     return run
 
 
-def _resume(folder: RunFolder, saved: dict, steps: int | None, device: str | None, new_data: str | os.PathLike | None) -> Run:
+def _resume(folder: RunFolder, saved: dict, changes: dict, new_data: str | os.PathLike | None) -> Run:
     try:
         before = TrainConfig.from_dict(saved["train"])
     except (KeyError, TypeError, AttributeError):
         raise GanforgeError(f"{folder.config} is damaged; cannot resume this run.") from None
-    cfg = replace(before, **{k: v for k, v in (("steps", steps), ("device", device)) if v is not None})
+    cfg = replace(before, **{k: v for k, v in changes.items() if v is not None})
     if new_data is not None:
         cfg = replace(cfg, data=_moved_data(before.data, os.fspath(new_data)))
     cfg.validate()
-    pick_device(cfg.device)
+    check_precision(cfg.precision, pick_device(cfg.device))
     notes: list[Log] = []
     state = latest_checkpoint(folder, warn=lambda message: notes.append(Log(message, "warning")))
     unfinished = folder.unfinished()

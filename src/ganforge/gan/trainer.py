@@ -8,10 +8,17 @@ The trainer holds the two networks, their optimizers, the EMA generator, the ada
 probability and the runtime state (`Runtime`); it knows nothing of files, folders or progress bars.
 Family-specific behaviour (image pyramids, growing resolutions) comes from the network family's
 adapter, so the step below is written once for all of them.
+
+In a job of several processes (`ganforge.gan.distributed`), each process runs the step on its
+rows of the same global batch and latent vectors, through DistributedDataParallel wrappers and
+BatchNorm over the global batch; every decision (skipping D's update, the augmentation
+probability) is taken from statistics averaged over the processes, so they never disagree.
 """
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,6 +27,7 @@ from torch import nn
 
 from ganforge.gan.augment import AdaptiveP, augment_views, parse_policy
 from ganforge.gan.config import TrainConfig
+from ganforge.gan.distributed import Processes, sync_batchnorm
 from ganforge.gan.families.base import ModelConfig
 from ganforge.gan.health import Action
 from ganforge.gan.losses import LOSSES, r1_penalty
@@ -50,9 +58,27 @@ class Runtime:
     lr_scale: float = 1.0  # the cut of both learning rates that those recoveries made
 
 
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of --precision on `device`; None for plain fp32."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def compiler_problem(device: torch.device) -> str | None:
+    """Why torch.compile cannot run here (no C++ compiler, say), or None when it can."""
+    try:
+        torch.compile(lambda x: x * 2 + 1)(torch.ones(4, device=device))
+        return None
+    except Exception as exc:  # anything the compiler stack raises
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+
+
 class GANTrainer:
-    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device):
-        self.cfg, self.model_cfg, self.device = cfg, model_cfg, device
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, device: torch.device, processes: Processes = Processes()):
+        self.cfg, self.model_cfg, self.device, self.processes = cfg, model_cfg, device, processes
+        self.notes: list[str] = []  # warnings for the loop to pass on
         self.family = family(model_cfg)(model_cfg, cfg)
         self.loss = LOSSES[cfg.loss]
         torch.manual_seed(cfg.seed)
@@ -76,7 +102,44 @@ class GANTrainer:
         self.ada = AdaptiveP() if cfg.augment and cfg.augment_p == "auto" else None
         self.augment_p = 0.0 if not cfg.augment else (self.ada.p if self.ada else float(cfg.augment_p))
         self._sampler = None  # (EMA updates seen, generator with its BatchNorm statistics measured)
+        self.amp_dtype = amp_dtype(getattr(cfg, "precision", "fp32"), device)
+        fp16 = self.amp_dtype == torch.float16
+        self.scalers = {"g": torch.amp.GradScaler("cuda"), "d": torch.amp.GradScaler("cuda")} if fp16 else {}
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = cfg.cuda_fast
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.cuda_fast
+        if cfg.compile:
+            self._compile()
+        # The networks as a step runs them: G and D themselves in one process; with several, wrapped
+        # so that their gradients are averaged (the EMA copy above keeps plain BatchNorm: sampling
+        # happens on rank 0 alone).
+        self.g_run, self.d_run = self.G, self.D
+        if processes.many:
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
+            # A 1-channel convolution's weight looks alike in both layouts, and DDP notes the copy it makes.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            # BatchNorm's statistics are the global batch's on every process already: no copying them.
+            no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters else {"broadcast_buffers": False}
+            options = dict(device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=self.family.unused_parameters, **no_sync)
+            synced = sync_batchnorm if cfg.sync_batchnorm else (lambda net: net)
+            self.g_run = DDP(synced(self.G), **options)
+            self.d_run = DDP(synced(self.D), **options)
+
+    def _compile(self) -> None:
+        """torch.compile G and D in place (their state dicts keep their keys), or say why not."""
+        problem = compiler_problem(self.device)
+        if problem is not None:
+            self.notes.append(f"--compile: torch.compile cannot run here ({problem}); training in eager mode.")
+            return
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True  # a graph it cannot compile runs eagerly
+        self.G.compile()
+        if self.cfg.r1 > 0:  # the R1 penalty differentiates through D twice, which compiled graphs cannot
+            self.notes.append("--compile: with --r1 only the generator is compiled (the penalty needs D's double backward).")
+        else:
+            self.D.compile()
     def _nets(self) -> list[nn.Module]:
         return [self.G, self.D, *([self.ema.module] if self.ema is not None else [])]
 
@@ -85,49 +148,70 @@ class GANTrainer:
         self.family.begin_step(step, self._nets())
 
     def step(self, real_u8: torch.Tensor, step: int) -> StepStats:
-        real = to_float(real_u8.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)  # (B, C, H, W) in [-1, 1]
-        z = latents(real.shape[0], self.model_cfg.latent_dim, self.cfg.seed * 1_000_033 + step + 1).to(self.device)
+        """One step on the global batch `real_u8` (uint8, (B, C, H, W)); with several processes,
+        this one trains on its rows of it. The statistics returned are the global batch's."""
+        batch, rows, processes = real_u8.shape[0], self.processes.rows(real_u8.shape[0]), self.processes
+        real = to_float(real_u8[rows].to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)  # (b, C, H, W) in [-1, 1]
+        z = latents(batch, self.model_cfg.latent_dim, self.cfg.seed * 1_000_033 + step + 1)[rows].to(self.device)
         real_target = torch.full((real.shape[0],), 1.0 - self.cfg.label_smoothing, device=self.device)
         g_aug = torch.Generator().manual_seed(self.cfg.seed * 2_000_029 + step + 1)
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
         self.set_step(step)
 
         def aug(x):
-            return augment_views(x, self.policy, self.augment_p, g_aug)
+            return augment_views(x, self.policy, self.augment_p, g_aug, batch, rows)
 
-        fake = self.family.fake(self.G, z)
+        with autocast:
+            fake = self.family.fake(self.g_run, z)
 
         # ---- update D: real images towards 1, generated images towards 0 ----
         if self.cfg.r1 > 0:
             real.requires_grad_(True)
-        logits_real = self.D(aug(self.family.real(real, self.G)))
-        logits_fake = self.D(aug(self.family.detach(fake)))
+        with autocast:
+            logits_real = self.d_run(aug(self.family.real(real, self.G))).float()
+            logits_fake = self.d_run(aug(self.family.detach(fake))).float()
         loss_d = self.loss.d(logits_real, logits_fake, real_target)
-        if self.cfg.r1 > 0:  # R1: penalise D's gradient on real images, keeping it smooth there
+        if self.cfg.r1 > 0:  # R1: penalise D's gradient on real images, keeping it smooth there (in fp32)
             loss_d = loss_d + self.cfg.r1 / 2 * r1_penalty(logits_real, real)
         if self.ada is not None:
-            self.augment_p = self.ada.update(logits_real)
-        skip = loss_d.item() < self.runtime.d_skip_below
+            signs, count = (processes.mean(torch.stack([torch.sign(logits_real.detach()).sum(), torch.tensor(float(logits_real.numel()),
+                                                                                                  device=self.device)])) * processes.world).tolist()
+            self.augment_p = self.ada.update_counts(signs, round(count))
+        # Both losses are never negative: without a threshold there is nothing to wait for the device for.
+        skip = self.runtime.d_skip_below > 0 and processes.mean(loss_d.detach()).item() < self.runtime.d_skip_below
         if skip:  # D is winning: let G catch up
             self.runtime.d_skipped += 1
         else:
             self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+            self._backward_and_step(loss_d, self.opt_d, "d")
 
         # ---- update G through a frozen D, towards 1 ----
+        # (D itself, not its gradient-averaging wrapper: no gradients of D are coming.)
         self.D.requires_grad_(False)
-        loss_g = self.loss.g(self.D(aug(fake)))
+        with autocast:
+            logits_g = self.D(aug(fake)).float()
+        loss_g = self.loss.g(logits_g)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        self._backward_and_step(loss_g, self.opt_g, "g")
         self.D.requires_grad_(True)
         if self.ema is not None:
             self.ema_decay = self.ema_decay_at(step)
             self.ema.update_parameters(self.G)
 
         with torch.no_grad():
-            d_real, d_fake = torch.sigmoid(logits_real).mean().item(), torch.sigmoid(logits_fake).mean().item()
-        return StepStats(loss_d.item(), loss_g.item(), d_real, d_fake, skip)
+            values = torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(logits_real).mean(), torch.sigmoid(logits_fake).mean()])
+        loss_d, loss_g, d_real, d_fake = processes.mean(values).tolist()  # the one wait for the device in a step
+        return StepStats(loss_d, loss_g, d_real, d_fake, skip)
+
+    def _backward_and_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str) -> None:
+        scaler = self.scalers.get(which)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:  # fp16: scale the loss so that small gradients survive, and skip steps that overflow
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     def ema_decay_at(self, step: int) -> float:
         """The moving average's decay at `step`: the family's schedule, and with --ema-warmup the
@@ -189,6 +273,7 @@ class GANTrainer:
             "torch_rng": torch.get_rng_state(),
             **({"generator_ema": self.ema.module.state_dict(), "ema_n": self.ema.n_averaged} if self.ema is not None else {}),
             **({"ada": self.ada.state_dict()} if self.ada is not None else {}),
+            **{f"scaler_{k}": v.state_dict() for k, v in self.scalers.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -205,4 +290,7 @@ class GANTrainer:
         if self.ada is not None:
             self.ada.load_state_dict(state["ada"])
             self.augment_p = self.ada.p
+        for k, scaler in self.scalers.items():
+            if f"scaler_{k}" in state:
+                scaler.load_state_dict(state[f"scaler_{k}"])
         self._sampler = None

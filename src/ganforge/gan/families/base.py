@@ -53,6 +53,7 @@ class Family:
     Discriminator: ClassVar[type[nn.Module]]
     channels_last: ClassVar[bool] = True  # oneDNN's convolutions run faster on NHWC tensors
     default_upsample: ClassVar[str] = "transpose"  # when --upsample is left to choose
+    unused_parameters: ClassVar[bool] = False  # whether a step may leave some parameters out (a growing resolution)
 
     def __init__(self, model: ModelConfig, train=None):
         """`train`: the run's TrainConfig, for families with schedules of their own (None to build only)."""

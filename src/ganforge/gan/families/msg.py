@@ -2,7 +2,7 @@
 of them, each joined to D's features at the matching resolution, so gradients reach every G block
 directly.
 
-    G.forward_scales: z -> [(B, C, 4, 4), (B, C, 8, 8), ..., (B, C, size, size)]
+    G(z, all_scales=True): z -> [(B, C, 4, 4), (B, C, 8, 8), ..., (B, C, size, size)]
     D: that list (or a pyramid of a real batch) -> (B,) logits
 """
 
@@ -21,7 +21,8 @@ class MultiScaleGenerator(nn.Module):
     progressive growing.
 
     forward(z) -> the image at `self.resolution` (full size unless growing);
-    forward_scales(z) -> [image at 4 px, ..., image at full size] (MSG-GAN).
+    forward(z, all_scales=True) -> [image at 4 px, ..., image at full size] (MSG-GAN). (An argument
+    rather than a method of its own, so that wrappers such as DistributedDataParallel see the call.)
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -48,11 +49,9 @@ class MultiScaleGenerator(nn.Module):
             h.append(self.blocks[str(res)](h[-1]))
         return h
 
-    def forward_scales(self, z: torch.Tensor) -> list[torch.Tensor]:
-        feats = self._features(z, self.cfg.size)
-        return [torch.tanh(self.to_rgb[str(f.shape[-1])](f)) for f in feats]
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, all_scales: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        if all_scales:
+            return [torch.tanh(self.to_rgb[str(f.shape[-1])](f)) for f in self._features(z, self.cfg.size)]
         feats = self._features(z, self.resolution)
         img = torch.tanh(self.to_rgb[str(self.resolution)](feats[-1]))
         if self.alpha < 1 and len(feats) > 1:  # fading in the newest block
@@ -103,7 +102,7 @@ class MSG(Family):
     default_upsample = "nearest"
 
     def fake(self, G, z):
-        return G.forward_scales(z)
+        return G(z, all_scales=True)
 
     def real(self, real, G):
         return pyramid(real)

@@ -76,6 +76,7 @@ class Progressive(Family):
     # As the paper does; a growing generator built from transposed convolutions showed a
     # checkerboard from 32 px on, still there after 1,000 steps at 128 px.
     default_upsample = "nearest"
+    unused_parameters = True  # the blocks above the growing resolution take no part yet
 
     def begin_step(self, step, nets):
         stage = grow_stage(step, self.model.size, self.train.grow_stage_steps)
