@@ -403,3 +403,18 @@ def test_preset_from_the_cli(tmp_path):
         assert r.exit_code == 2 and f"--grow-stage-steps {message}" in r.output and not (tmp_path / "bad").exists()
     r = CliRunner().invoke(cli, ["train", *common, "--g-norm", "layer", "--run-dir", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "'layer' is not one of 'batch', 'pixel'" in r.output and not (tmp_path / "bad").exists()
+
+
+def test_tensorboard_events_hold_the_losses_and_the_sample_grid(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(tiny(steps=4, log_every=1, sample_every=2, tensorboard=True), tmp_path / "run", sinks=[])
+    assert resume_training(run, steps=6, sinks=[]) == run  # a second events file, from step 4 on
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert {"loss/D", "loss/G", "D_output/real", "D_output/generated", "speed/images_per_sec"} <= set(events.Tags()["scalars"])
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "loss_d" in line]
+    assert [(e.step, round(e.value, 4)) for e in events.Scalars("loss/D")] == [(r["step"], round(r["loss_d"], 4)) for r in rows]
+    grids = events.Images("samples")
+    assert [g.step for g in grids] == [2, 4, 6] and grids[0].width > 0 and grids[0].height > 0
+    assert len(RunFolder(run).tensorboard_files()) == 2

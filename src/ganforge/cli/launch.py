@@ -55,6 +55,7 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
 def check_port_free(host: str, port: int) -> None:
     """Refuse a rendezvous port that something on this machine already listens on."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port a finished job left in TIME_WAIT is free
         try:
             s.bind((host if host not in ("localhost",) else "127.0.0.1", port))
         except OSError as exc:
@@ -98,18 +99,21 @@ def launch(argv: list[str], nproc: int, nnodes: int, node_rank: int | None, endp
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     with tempfile.TemporaryDirectory(prefix="ganforge-launch-") as tmp:
         report = Path(tmp) / "report.json"
-        os.environ[REPORT_ENV] = str(report)
+        os.environ[REPORT_ENV] = str(report)  # the workers inherit it
         try:
             run(parse_args(args))
         except ChildFailedError as exc:
             code, message = explain_failure(exc.failures, _read(report), nproc * nnodes)
-            print(f"Error: {message}", file=sys.stderr)
+            if message:
+                print(f"Error: {message}", file=sys.stderr)
             sys.exit(code)
         except SignalException as exc:  # the workers were told to stop and have checkpointed
             sys.exit(128 + int(exc.sigval))
-        except (RuntimeError, ValueError) as exc:  # the rendezvous could not be set up
+        except Exception as exc:  # the rendezvous could not be set up (RendezvousError and the like)
             first = str(exc).strip().splitlines()
             raise GanforgeError(f"torchrun could not start the processes: {first[0] if first else type(exc).__name__}") from None
+        finally:
+            os.environ.pop(REPORT_ENV, None)
 
 
 def _read(report: Path) -> dict:
@@ -130,11 +134,16 @@ def write_report(**fields) -> None:
         pass  # the launcher then says less
 
 
-def explain_failure(failures: dict, report: dict, world: int) -> tuple[int, str]:
+def explain_failure(failures: dict, report: dict, world: int) -> tuple[int, str | None]:
     """(exit code, one sentence) for a job whose workers failed: the worker that failed by itself
     first (killed, crashed: any exit but the code 2 of an explained error) is named; else rank 0's
     own error is the sentence."""
     error, run_dir = report.get("error"), report.get("run_dir")
+    codes = {f.exitcode for f in failures.values()}
+    if len(codes) == 1 and 128 < (code := codes.pop()) < 128 + 65:  # all stopped by a signal, with a checkpoint: said already
+        return code, None
+    if error and not report.get("lost_contact"):  # rank 0 explained it (a full disk, a bad setting): the others followed
+        return 2, error
     # The launcher ends the others with SIGTERM once one has failed: those are named last.
     ended = (-signal.SIGTERM, -signal.SIGINT)
     culprits = sorted((f.exitcode in ended, f.timestamp, rank, f) for rank, f in failures.items() if f.exitcode != 2)

@@ -28,6 +28,7 @@ COMMANDS = {
     "evaluate": "ganforge.cli.evaluate:evaluate_command",
     "neighbors": "ganforge.cli.evaluate:neighbors_command",
     "report": "ganforge.cli.report:report_command",
+    "ui": "ganforge.cli.ui:ui_command",
 }
 
 
@@ -37,7 +38,7 @@ def fail(message: str, exc: BaseException | None = None) -> None:
     from ganforge.cli.launch import REPORT_ENV, write_report
 
     if os.environ.get("RANK", "0") == "0":  # torchrun's rank; none outside torchrun
-        if os.environ.get(REPORT_ENV):
+        if os.environ.get(REPORT_ENV) and "LOCAL_RANK" in os.environ:  # a worker of `--nproc-per-node`'s launcher
             write_report(error=message, lost_contact=type(exc).__name__ == "JobBroken", timed_out=getattr(exc, "timed_out", False))
         else:
             click.echo(f"Error: {message}", err=True)
@@ -81,6 +82,7 @@ class Group(click.Group):
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
         argv = sys.argv[1:] if args is None else list(args)
+        self.argv = argv  # for `train --nproc-per-node`, which passes its arguments on to each process
         command = next((a for a in argv if a in COMMANDS), None)  # click does not always say which
         try:
             code = super().main(args, prog_name, standalone_mode=False, **extra)

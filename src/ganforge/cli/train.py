@@ -41,7 +41,8 @@ def train_command(ctx, data, data_option, run_dir, resume, nproc_per_node, nnode
     if nproc_per_node is not None or nnodes > 1 or node_rank is not None or rdzv_endpoint is not None:
         from ganforge.cli.launch import launch
 
-        argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else []
+        argv = ctx.find_root().command.argv
+        argv = argv[argv.index("train") + 1:]
         launch(argv, nproc_per_node or 1, nnodes, node_rank, rdzv_endpoint)
         return
     from ganforge.cli.launch import write_report

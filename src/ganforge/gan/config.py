@@ -8,6 +8,7 @@ lives in the trainer's state and its checkpoints, never here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Annotated
@@ -96,6 +97,8 @@ class TrainConfig:
                                         "on the number of processes; off, each process normalises its own slice (faster on CPUs).")] = True
     cuda_fast: Annotated[bool, Opt("On CUDA: TF32 matmuls and convolutions, and cuDNN's autotuner; turn off for runs that repeat "
                                    "bit for bit on the same GPU.")] = True
+    tensorboard: Annotated[bool, Opt("Also write losses, D's outputs, speed, KID and the sample grids as TensorBoard events in the run "
+                                     "folder (`tensorboard --logdir runs`); needs pip install \"ganforge[tensorboard]\".")] = False
     log_every: Annotated[int, Opt("Write a metrics line every N steps.", min=1)] = 50
     sample_every: Annotated[int, Opt("Save a sample grid and refresh losses.png every N steps.", min=1)] = 500
     checkpoint_every: Annotated[int, Opt("Save a checkpoint every N steps.", min=1)] = 500
@@ -111,6 +114,8 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         if "ema_warmup" not in d:  # written before the warm-up existed: the run had none
             d = {**d, "ema_warmup": False}
+        if "precision" not in d:  # written before these existed: the run trained in fp32, without TF32
+            d = {**d, "precision": "fp32", "cuda_fast": False}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def validate(self) -> None:
@@ -127,6 +132,8 @@ class TrainConfig:
         if self.grow and self.arch != "dcgan":
             raise GanforgeError(f"--grow builds its own convolutional networks; it cannot be combined with --arch {self.arch}.")
         parse_policy(self.augment_policy)
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise GanforgeError('--tensorboard needs the tensorboard package: pip install "ganforge[tensorboard]".')
         if self.augment_p != "auto":
             try:
                 ok = 0 <= float(self.augment_p) <= 1

@@ -118,11 +118,12 @@ class Processes:
 
     @contextlib.contextmanager
     def watched(self):
-        """Inside, a failed collective (the other processes died or went silent) is LostContact."""
+        """Inside, a failed collective (the other processes died or went silent) is LostContact;
+        any other error stays what it is."""
         try:
             yield
         except RuntimeError as exc:
-            if not self.many:
+            if not self.many or not is_communication_error(exc):
                 raise
             raise LostContact(_first_line(exc)) from exc
 
@@ -132,6 +133,14 @@ def _collective(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except (RuntimeError, pickle.UnpicklingError) as exc:
         raise LostContact(_first_line(exc)) from exc
+
+
+def is_communication_error(exc: BaseException) -> bool:
+    """Whether a RuntimeError comes from the processes' connections (gloo raises plain RuntimeErrors)."""
+    if isinstance(exc, getattr(dist, "DistError", ())) and not isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout", "socket", "peer"))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -171,7 +180,10 @@ def join(timeout: float = DEFAULT_TIMEOUT) -> Processes:
         if not dist.is_nccl_available():
             raise GanforgeError("this PyTorch build has CUDA but no NCCL backend, which training on several GPUs needs.")
         backend = "cpu:gloo,cuda:nccl"
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        if local_rank >= torch.cuda.device_count():
+            raise GanforgeError(f"this machine has {torch.cuda.device_count()} GPU(s) for {local_rank + 1} or more processes; "
+                                f"start at most one process per GPU (--nproc-per-node {torch.cuda.device_count()}).")
+        torch.cuda.set_device(local_rank)
     try:
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
     except (RuntimeError, ValueError) as exc:
@@ -185,6 +197,8 @@ def leave(processes: Processes) -> None:
     if processes.many and dist.is_initialized():
         try:
             dist.barrier()
+        except RuntimeError:
+            pass  # another process already left with an error of its own, which it reports
         finally:
             dist.destroy_process_group()
 
@@ -215,7 +229,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
 
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        c = x.shape[1]
+        c, dtype, x = x.shape[1], x.dtype, x.float()  # statistics in fp32 under bf16/fp16 autocast, as BatchNorm keeps them
         local = torch.tensor([x.numel() // c], dtype=x.dtype, device=x.device)
         # One collective for the sums of x and of its squares: BatchNorm runs in every layer of both
         # networks, so each collective's latency counts more than the rounding of E[x^2] - E[x]^2.
@@ -234,7 +248,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.affine:
             scale = scale * self.weight
         shift = (self.bias if self.affine else 0) - mean * scale
-        return torch.addcmul(shift.view(shape), x, scale.view(shape))  # x * scale + shift, per channel, in one pass
+        return torch.addcmul(shift.view(shape), x, scale.view(shape)).to(dtype)  # x * scale + shift, per channel, in one pass
 
 
 def sync_batchnorm(module: nn.Module) -> nn.Module:

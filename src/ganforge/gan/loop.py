@@ -34,7 +34,7 @@ from ganforge.gan.events import CheckpointSaved, Done, GeneratorSaved, Health, L
 from ganforge.gan.health import HealthChecks, HealthEvent, is_diverged
 from ganforge.gan.rundir import RunFolder
 from ganforge.gan.run import Run, resume, start
-from ganforge.gan.sinks import ConsoleSink, RunFolderSink
+from ganforge.gan.sinks import ConsoleSink, RunFolderSink, TensorBoardSink
 from ganforge.gan.trainer import GANTrainer, StepStats
 
 MAX_ROLLBACKS = 3
@@ -113,7 +113,8 @@ class TrainingLoop:
         self.run, self.processes, self.main = run, processes, processes.is_main
         self.cfg, self.model_cfg, self.folder, self.data = run.cfg, run.model_cfg, run.folder, run.data
         self.state, self.notes = run.state, run.notes  # the checkpoint to resume from (None: a fresh run)
-        self.sinks = [RunFolderSink(run.folder), *sinks] if self.main else []  # rank 0 alone writes and speaks
+        own = [RunFolderSink(run.folder), *([TensorBoardSink(run.folder)] if self.cfg.tensorboard else [])]
+        self.sinks = [*own, *sinks] if self.main else []  # rank 0 alone writes and speaks
         self.stop_when = stop_when
         self.step = int(self.state["step"]) if self.state is not None else 0
         self.warnings, self.elapsed_before = 0, 0.0
@@ -221,6 +222,7 @@ class TrainingLoop:
             if step % cfg.checkpoint_every:
                 self._checkpoint(step)
             interrupted = TrainingInterrupted(signum, step, self.folder.path)
+            interrupted.agreed = True  # every process stops here together
             self.emit(Done(step, round(self.elapsed(), 1), {}, str(interrupted), stopped_by=signum))
             raise interrupted
 
@@ -246,9 +248,11 @@ class TrainingLoop:
             self._warn(HealthEvent(self.step, "mode_collapse", check.message))
 
     def _checkpoint(self, at: int) -> None:
-        if not self.main:
-            self.saved = True
-            return
+        # Rank 0 writes; every process learns how it went, so a full disk stops them all alike.
+        self.processes.share(lambda: self._write_checkpoint(at))
+        self.saved = True
+
+    def _write_checkpoint(self, at: int) -> None:
         state = {**self.trainer.state_dict(), "health": self.health.state_dict(), "health_warnings": self.warnings,
                  "config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(), "elapsed_s": self.elapsed()}
         path = save_checkpoint(state, self.folder, at, self.cfg.keep)
@@ -280,9 +284,11 @@ class TrainingLoop:
         self.window.reset()
 
     def _finish(self) -> Path:
+        self.processes.share(self._write_final)
+        return self.folder.path
+
+    def _write_final(self) -> None:
         trainer, seconds = self.trainer, self.elapsed()
-        if not self.main:
-            return self.folder.path
         self.emit(GeneratorSaved(self.step, save_generator(trainer.sampler(), self.model_cfg, self.folder.generator, self.step,
                                                            extra={"train_config": self.cfg.to_dict()})))
         summary = {"step": self.step, "elapsed_s": round(seconds, 1), "d_skipped": trainer.runtime.d_skipped, "rollbacks": trainer.runtime.rollbacks,
@@ -290,7 +296,6 @@ class TrainingLoop:
         message = (f"Done: {self.step} steps in {seconds:.0f} s; {trainer.runtime.d_skipped} discriminator updates skipped; "
                    f"{self.warnings} health warning(s){' (see summary.json)' if self.warnings else ''}.")
         self.emit(Done(self.step, round(seconds, 1), summary, message))
-        return self.folder.path
 
 
 def fit(run: Run, sinks: Iterable[Sink] = (), stop_when: Callable[[int], bool] | None = None, processes: Processes = Processes()) -> Path:
@@ -333,8 +338,8 @@ def _fit_everywhere(make_run: Callable[[], Run], sinks, stop_when, timeout: floa
         run = made[0] if processes.is_main else Run(RunFolder(Path(path)), cfg, model_cfg, data, state, notes)
         try:
             out = fit(run, sinks, stop_when, processes)
-        except TrainingInterrupted:  # a stop they agreed on
-            together = True
+        except TrainingInterrupted as exc:
+            together = getattr(exc, "agreed", False)  # a stop they agreed on (not a second Ctrl-C to one of them)
             raise
         together = True
         return out
@@ -356,5 +361,5 @@ def resume_training(run_dir: str | os.PathLike, steps: int | None = None, device
                     **settings) -> Path:
     """Continue the run in `run_dir` from its newest checkpoint, with its own settings; `steps` may
     raise the number of steps, `device` move it, `data` point to its pictures' new place, and
-    `settings` change precision, compile, sync_batchnorm or cuda_fast. Under torchrun, as `train`."""
+    `settings` change precision, compile, sync_batchnorm, cuda_fast or tensorboard. Under torchrun, as `train`."""
     return _fit_everywhere(lambda: resume(run_dir, steps, device, data, **settings), _default_sinks(sinks), stop_when, timeout)

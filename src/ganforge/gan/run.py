@@ -33,7 +33,7 @@ from ganforge.version import __version__
 
 RUNS_ROOT = Path("runs")
 # What a resumed run may change (how many steps, where, how fast); all else is the run's own.
-RESUMABLE = ("steps", "device", "data", "precision", "compile", "sync_batchnorm", "cuda_fast")
+RESUMABLE = ("steps", "device", "data", "precision", "compile", "sync_batchnorm", "cuda_fast", "tensorboard")
 
 
 @dataclass
@@ -195,7 +195,7 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, device: str | N
            **settings) -> Run:
     """The run in `run_dir`, locked for this process, to continue from its newest readable
     checkpoint with its own settings; only `steps` (to train further), `device`, `data` (the
-    same pictures, moved) and, as `settings`, precision, compile, sync_batchnorm and cuda_fast may change. A start
+    same pictures, moved) and, as `settings`, precision, compile, sync_batchnorm, cuda_fast and tensorboard may change. A start
     that never reached its first checkpoint starts again from step 0, with its own settings."""
     unknown = sorted(set(settings) - set(RESUMABLE))
     if unknown:

@@ -150,7 +150,12 @@ class RunFolder:
     def own_files(self) -> list[Path]:
         """ganforge's files in the folder, by name: nothing else in it is ever deleted."""
         top = [self.path / name for name in self.OWN_FILES]
-        return [p for p in top if p.exists()] + [p for _, p in self.sample_grid_files()] + [p for _, p in self.checkpoint_files()]
+        return ([p for p in top if p.exists()] + [p for _, p in self.sample_grid_files()] + [p for _, p in self.checkpoint_files()]
+                + self.tensorboard_files())
+
+    def tensorboard_files(self) -> list[Path]:
+        """The TensorBoard event files of `--tensorboard` (one per start or resume)."""
+        return sorted(self.path.glob("events.out.tfevents.*"))
 
     def clear_start(self) -> None:
         """Remove what an unfinished start wrote besides its settings and log, before it starts again."""

@@ -2,7 +2,8 @@
 
 `RunFolderSink` writes log.txt, metrics.jsonl, the sample grids, losses.png and summary.json
 (checkpoints and generators are written by the loop itself, which needs them to resume and roll
-back). `ConsoleSink` prints messages and a progress bar on stderr.
+back). `TensorBoardSink` writes TensorBoard events beside them (`--tensorboard`). `ConsoleSink`
+prints messages and a progress bar on stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ganforge.fileio import atomic_write, atomic_write_text
 from ganforge.gan.events import Done, Health, Log, MetricsRow, SampleGrid, Started, StepDone
 from ganforge.gan.plots import curves_png
 from ganforge.gan.rundir import RunFolder
-from ganforge.images import save_grid
+from ganforge.images import grid_rows, save_grid
 
 
 class RunFolderSink:
@@ -65,6 +66,47 @@ class RunFolderSink:
         png = curves_png([r for r in self.history if "health" not in r])
         if png is not None:
             atomic_write(self.run.losses_plot, lambda f: f.write(png))
+
+
+class TensorBoardSink:
+    """`--tensorboard`: losses, D's outputs, speed, KID and the sample grids as TensorBoard events in
+    the run folder, so that `tensorboard --logdir runs` shows every run side by side."""
+
+    # metrics row key -> TensorBoard tag (scalars in one section plot together)
+    TAGS = {"loss_d": "loss/D", "loss_g": "loss/G", "d_real": "D_output/real", "d_fake": "D_output/generated",
+            "images_per_sec": "speed/images_per_sec", "kid": "quality/KID", "kid_std": "quality/KID_std",
+            "diversity_ratio": "quality/diversity_ratio", "augment_p": "augment/p", "resolution": "growing/resolution", "alpha": "growing/fade_in"}
+
+    def __init__(self, run: RunFolder):
+        self.run, self.writer = run, None
+
+    def __call__(self, event) -> None:
+        match event:
+            case Started(step=step):
+                from torch.utils.tensorboard import SummaryWriter
+
+                # A resumed run trains the steps after its checkpoint again: TensorBoard drops what
+                # earlier files say about them.
+                self.writer = SummaryWriter(str(self.run.path), purge_step=step + 1 if step > 0 else None)
+            case MetricsRow(step=step, row=row) if self.writer is not None:
+                for key, tag in self.TAGS.items():
+                    if isinstance(row.get(key), (int, float)):
+                        self.writer.add_scalar(tag, row[key], step)
+            case SampleGrid(step=step, images=images) if self.writer is not None:
+                from torchvision.utils import make_grid
+
+                grid = make_grid(images.float().clamp(-1, 1).add(1).div(2), nrow=grid_rows(len(images)), padding=2)  # (3, H', W') in [0, 1]
+                self.writer.add_image("samples", grid, step)
+                self.writer.flush()
+            case Health(step=step, message=message) if self.writer is not None:
+                self.writer.add_text("health", message, step)
+            case Done():
+                self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 class ConsoleSink:

@@ -1,0 +1,314 @@
+"""The page of `ganforge ui`: Train, Watch, Sample and Stylize, each calling what the command line calls.
+
+    from ganforge.ui.app import build
+    build(Path("runs")).launch(server_name="127.0.0.1")
+
+Training runs as `ganforge train` in a child process (`ganforge.ui.jobs`); sampling and style
+transfer run in the page's own process through `ganforge.sample_images` and `ganforge.stylize`.
+Every handler answers a mistake with the command line's own sentence, as text on the page.
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+
+from ganforge.data import BUILTIN_DATASETS, dataset_name
+from ganforge.errors import GanforgeError
+from ganforge.gan.config import ARCHS, PRESETS, SIZES, TrainConfig
+from ganforge.options import settings
+from ganforge.ui.jobs import Jobs
+from ganforge.ui.runs import RunView, list_runs
+
+UP_FRONT = ("preset", "size", "steps", "arch")  # the rest of TrainConfig goes in "Advanced"
+REFRESH_SECONDS = 2.0
+
+
+def _page_options() -> dict:
+    """Options of `launch`: fonts of this machine and no link to gradio's site, so that the page asks
+    nothing of the internet."""
+    system = ["ui-sans-serif", "system-ui", "sans-serif"]
+    return {"theme": gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"]), "footer_links": ["api", "settings"]}
+
+
+PAGE_OPTIONS = _page_options()
+
+
+def _advanced_settings():
+    return [s for s in settings(TrainConfig) if s.opt.cli and s.name not in UP_FRONT]
+
+
+def _component(s):
+    """A form field for one training setting, from the same declaration as its CLI option."""
+    label, info = s.flag, s.opt.help
+    default = None if s.default is inspect.Parameter.empty else s.default
+    if s.type is bool:
+        return gr.Checkbox(value=bool(default), label=label, info=info)
+    if s.opt.choices:
+        choices = [str(c) for c in s.opt.choices]
+        return gr.Dropdown(choices=(["auto"] if default is None else []) + choices, value="auto" if default is None else str(default),
+                           label=label, info=info)
+    if s.type in (int, float) and default is not None:
+        return gr.Number(value=default, label=label, info=info, precision=0 if s.type is int else None)
+    return gr.Textbox(value="" if default is None else str(default), label=label, info=info,
+                      placeholder=s.opt.default_text or "auto")
+
+
+def train_arguments(values: dict) -> list[str]:
+    """CLI arguments for the settings that differ from their defaults (so presets still fill the rest)."""
+    args = []
+    for s in settings(TrainConfig):
+        if s.name not in values or not s.opt.cli:
+            continue
+        value, default = values[s.name], None if s.default is inspect.Parameter.empty else s.default
+        if value in ("", "auto", None):
+            continue
+        if s.type is bool:
+            if bool(value) != bool(default):
+                args.append(s.flag if value else f"--no-{s.flag[2:]}")
+            continue
+        if s.type is int or (s.opt.choices and isinstance(default, int)):
+            value = int(float(value))
+        elif s.type is float:
+            value = float(value)
+        if value != default and str(value) != str(default):
+            args += [s.flag, str(value)]
+    return args
+
+
+def _error(exc: Exception) -> str:
+    return f"Error: {' '.join(str(exc).split())}"
+
+
+def build(runs_root: Path) -> gr.Blocks:
+    runs_root = Path(runs_root).resolve()
+    jobs = Jobs(runs_root)
+    advanced = _advanced_settings()
+
+    def run_path(name: str | None) -> Path | None:
+        """The run folder of a name chosen on the page; only folders directly in the runs folder."""
+        if not name:
+            return None
+        path = runs_root / Path(name).name
+        if not path.is_dir():
+            raise GanforgeError(f"{name}: no such run in {runs_root}.")
+        return path
+
+    # ---- Train ----
+
+    def start(kind, builtin, folder, uploads, preset, size, steps, arch, *rest):
+        values = dict(zip([s.name for s in advanced], rest))
+        values.update(preset=preset if preset != "none" else None, size=size, steps=steps, arch=arch)
+        try:
+            args = train_arguments(values)
+            if kind == "upload":
+                files = [Path(getattr(f, "name", f)) for f in (uploads or [])]
+                if not files:
+                    raise GanforgeError("choose pictures (or a zip of them) to upload first.")
+                run = jobs.start(args, "uploads", uploads=files)
+            else:
+                data = builtin if kind == "built-in" else (folder or "").strip()
+                if not data:
+                    raise GanforgeError("type the path of a folder of pictures first.")
+                run = jobs.start([data, *args], dataset_name(data))
+        except GanforgeError as exc:
+            return _error(exc), gr.Dropdown()
+        return f"Training {run.name}; watch it below.", gr.Dropdown(choices=list_runs(runs_root), value=run.name)
+
+    def stop():
+        run = jobs.stop()
+        if run is None:
+            return "Nothing is training."
+        error = jobs.job.last_error() if jobs.job else None
+        return f"Stopped {run.name}: {error or 'finished'}" if error else f"{run.name} finished."
+
+    def resume(name, steps):
+        if not name:
+            return "Choose a run to resume under Watch."
+        try:
+            run = jobs.resume(run_path(name), int(steps) if steps else None)
+        except GanforgeError as exc:
+            return _error(exc)
+        return f"Resumed {run.name}."
+
+    # The API names each advanced field after its setting (/start's lr_g, ema, ...), not param_N.
+    start.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("kind", "builtin", "folder", "uploads", *UP_FRONT)]
+        + [inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for s in advanced])
+
+    # ---- Watch ----
+
+    def watch(name, grid_index):
+        runs = list_runs(runs_root)
+        name = Path(name).name if name else None
+        if not name or not (runs_root / name).is_dir():
+            return (gr.Dropdown(choices=runs), "Choose a run.", None, gr.Slider(minimum=0, maximum=1, value=0), None, None, "", "")
+        view = RunView(runs_root / name)
+        grids = view.grids()
+        newest = str(grids[-1][1]) if grids else None
+        index = min(int(grid_index or 0), max(len(grids) - 1, 0))
+        chosen = str(grids[index][1]) if grids else None
+        import pandas as pd
+
+        curves = pd.DataFrame(view.curves() or [{"step": 0, "value": 0.0, "series": "D loss"}])
+        status = view.progress()
+        job = jobs.job
+        if job is not None and job.run_dir.name == name:
+            status += " · training" if job.running else ""
+            if (error := job.last_error()) and not job.running:
+                status += f" · {error}"
+        return (gr.Dropdown(choices=runs, value=name), status, newest,
+                gr.Slider(minimum=0, maximum=max(len(grids) - 1, 1), value=index, step=1,
+                          label=f"sample grid {index + 1} of {len(grids)}" + (f" (step {grids[index][0]})" if grids else "")),
+                chosen, curves, view.warnings(), "\n".join(view.files()))
+
+    # ---- Sample ----
+
+    def sample(name, upload, seed, n, as_grid):
+        from ganforge import sample_images
+        from ganforge.images import save_grid, save_pngs
+
+        try:
+            source = Path(getattr(upload, "name", upload)) if upload else run_path(name)
+            if source is None:
+                return "Choose a run, or upload a generator (.safetensors).", None, None
+            images = sample_images(source, n=int(n), seed=int(seed))
+        except GanforgeError as exc:
+            return _error(exc), None, None
+        out = Path(tempfile.mkdtemp(prefix="ganforge-sample-"))
+        grid = save_grid(images, out / "samples.png")
+        archive = None
+        if not as_grid:
+            pngs = save_pngs(images, out / "pngs")
+            archive = out / "samples.zip"
+            with zipfile.ZipFile(archive, "w") as z:
+                for p in pngs:
+                    z.write(p, p.name)
+        return f"{len(images)} pictures from {source.name}, seed {int(seed)}.", str(grid), str(archive or grid)
+
+    # ---- Stylize ----
+
+    from ganforge.style import stylize as stylize_fn
+
+    style_defaults = {s.name: s.default for s in settings(stylize_fn)}
+
+    def stylize(content, styles, style_weights, size, steps, style_weight, content_weight, preserve_color, backbone, bar=gr.Progress()):
+        if not content or not styles:
+            yield "Choose a photo and at least one painting.", None, None
+            return
+        updates: queue.Queue = queue.Queue()
+        result: dict = {}
+
+        def work():
+            try:
+                result["image"] = stylize_fn(content, [Path(getattr(s, "name", s)) for s in styles], size=int(size), steps=int(steps),
+                                             style_weight=float(style_weight), content_weight=float(content_weight),
+                                             preserve_color=preserve_color, backbone=backbone, style_weights=style_weights or None,
+                                             callback=updates.put)
+            except GanforgeError as exc:
+                result["error"] = _error(exc)
+            except Exception as exc:  # the page stays up; the message says what went wrong
+                result["error"] = f"Error: {type(exc).__name__}: {exc}"
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        shown = 0.0
+        while thread.is_alive() or not updates.empty():
+            try:
+                progress = updates.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            bar((progress.step, progress.total), desc="optimising", unit="steps")
+            if time.time() - shown > 1.0 or progress.step == progress.total:
+                shown = time.time()
+                yield (f"step {progress.step} of {progress.total} (scale {progress.scale} of {progress.scales}, "
+                       f"{progress.size[0]}x{progress.size[1]})", progress.image(), None)
+        thread.join()
+        if "error" in result:
+            yield result["error"], None, None
+            return
+        out = Path(tempfile.mkdtemp(prefix="ganforge-stylize-")) / "stylized.png"
+        result["image"].save(out)
+        yield "Done.", str(out), str(out)
+
+    with gr.Blocks(title="ganforge", analytics_enabled=False) as page:
+        gr.Markdown("# ganforge\nTrain a GAN on your own pictures, watch it learn, sample it, and repaint photos in a painting's style.")
+        with gr.Tab("Train"):
+            with gr.Row():
+                kind = gr.Radio(["built-in", "folder", "upload"], value="built-in", label="Pictures")
+                builtin = gr.Dropdown(list(BUILTIN_DATASETS), value="digits", label="Built-in dataset")
+                folder = gr.Textbox(label="Folder of pictures (a path on this machine)")
+            uploads = gr.File(label="Upload pictures, or one zip of them", file_count="multiple", file_types=["image", ".zip"])
+            with gr.Row():
+                preset = gr.Dropdown(["none", *PRESETS], value="none", label="--preset", info="small: for folders of 100 to 2,000 pictures")
+                size = gr.Dropdown(["auto", *map(str, SIZES)], value="auto", label="--size")
+                steps = gr.Number(value=TrainConfig.steps, precision=0, label="--steps")
+                arch = gr.Dropdown(list(ARCHS), value=TrainConfig.arch, label="--arch")
+            with gr.Accordion("Advanced", open=False):
+                fields = [_component(s) for s in advanced]
+            with gr.Row():
+                start_button = gr.Button("Start", variant="primary")
+                stop_button = gr.Button("Stop (checkpoint)")
+                resume_steps = gr.Number(value=0, precision=0, label="Resume to step (0: the run's own)")
+                resume_button = gr.Button("Resume the watched run")
+            status = gr.Markdown()
+        with gr.Tab("Watch"):
+            with gr.Row():
+                run_choice = gr.Dropdown(list_runs(runs_root), value=None, label="Run", allow_custom_value=True)
+                progress = gr.Markdown()
+            with gr.Row():
+                newest = gr.Image(label="Newest sample grid", type="filepath", interactive=False)
+                with gr.Column():
+                    grid_slider = gr.Slider(0, 1, value=0, step=1, label="sample grids over time")
+                    grid = gr.Image(label="Sample grid", type="filepath", interactive=False)
+            curves = gr.LinePlot(x="step", y="value", color="series", label="Losses and D's outputs", height=280)
+            health = gr.Textbox(label="Health warnings", lines=3, interactive=False)
+            files = gr.Textbox(label="Files of the run", lines=6, interactive=False)
+        with gr.Tab("Sample"):
+            with gr.Row():
+                sample_run = gr.Dropdown(list_runs(runs_root), value=None, label="Run", allow_custom_value=True)
+                sample_upload = gr.File(label="…or a generator (.safetensors)", file_types=[".safetensors", ".pt"])
+            with gr.Row():
+                sample_seed = gr.Number(value=0, precision=0, label="Seed")
+                sample_n = gr.Number(value=64, precision=0, label="How many")
+                sample_grid_only = gr.Checkbox(value=True, label="One grid (else a zip of PNG files)")
+            sample_button = gr.Button("Sample", variant="primary")
+            sample_status = gr.Markdown()
+            sample_image = gr.Image(label="Samples", type="filepath", interactive=False)
+            sample_file = gr.File(label="Download")
+        with gr.Tab("Stylize"):
+            with gr.Row():
+                photo = gr.Image(label="Photo", type="filepath")
+                paintings = gr.File(label="Painting(s)", file_count="multiple", file_types=["image"])
+            with gr.Row():
+                style_weights = gr.Textbox(label="Blend weights, one per painting (e.g. 0.7,0.3)", placeholder="equal")
+                st_size = gr.Number(value=style_defaults["size"], precision=0, label="--size")
+                st_steps = gr.Number(value=style_defaults["steps"], precision=0, label="--steps")
+                st_style = gr.Number(value=style_defaults["style_weight"], label="--style-weight")
+                st_content = gr.Number(value=style_defaults["content_weight"], label="--content-weight")
+                st_color = gr.Dropdown(["none", "luminance", "histogram"], value=style_defaults["preserve_color"], label="--preserve-color")
+                st_backbone = gr.Dropdown(["lite0", "vgg19"], value=style_defaults["backbone"], label="--backbone")
+            stylize_button = gr.Button("Stylize", variant="primary")
+            stylize_status = gr.Markdown()
+            stylized = gr.Image(label="Result (updates as it is optimised)", type="filepath", interactive=False)
+            stylized_file = gr.File(label="Download")
+
+        start_button.click(start, [kind, builtin, folder, uploads, preset, size, steps, arch, *fields], [status, run_choice], api_name="start")
+        stop_button.click(stop, None, status, api_name="stop")
+        resume_button.click(resume, [run_choice, resume_steps], status, api_name="resume")
+        watch_outputs = [run_choice, progress, newest, grid_slider, grid, curves, health, files]
+        run_choice.change(watch, [run_choice, grid_slider], watch_outputs, api_name="watch")
+        grid_slider.release(watch, [run_choice, grid_slider], watch_outputs, api_name=False)
+        gr.Timer(REFRESH_SECONDS).tick(watch, [run_choice, grid_slider], watch_outputs, api_name=False)
+        sample_button.click(sample, [sample_run, sample_upload, sample_seed, sample_n, sample_grid_only],
+                            [sample_status, sample_image, sample_file], api_name="sample")
+        stylize_button.click(stylize, [photo, paintings, style_weights, st_size, st_steps, st_style, st_content, st_color, st_backbone],
+                             [stylize_status, stylized, stylized_file], api_name="stylize")
+    return page
