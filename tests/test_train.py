@@ -176,20 +176,21 @@ def test_bad_augment_settings(tmp_path):
 
 
 def _diverge_on(monkeypatch, calls_that_fail):
-    """Make GANTrainer.step blow up (NaN weights and loss) on the given call numbers."""
-    real_step, calls = GANTrainer.step, {"n": 0}
+    """Make GANTrainer's steps blow up (NaN weights and loss) on the given call numbers."""
+    real_step, calls = GANTrainer.step_async, {"n": 0}
 
     def flaky(self, batch, step):
-        stats = real_step(self, batch, step)
+        values, skip = real_step(self, batch, step)
         calls["n"] += 1
         if calls["n"] in calls_that_fail:
             with torch.no_grad():
                 for p in self.G.parameters():
                     p.fill_(float("nan"))
-            stats.loss_g = float("nan")
-        return stats
+            values = values.clone()
+            values[1] = float("nan")  # loss_g
+        return values, skip
 
-    monkeypatch.setattr(GANTrainer, "step", flaky)
+    monkeypatch.setattr(GANTrainer, "step_async", flaky)
 
 
 def test_divergence_rolls_back_with_lower_learning_rates(tmp_path, monkeypatch):
@@ -418,3 +419,30 @@ def test_tensorboard_events_hold_the_losses_and_the_sample_grid(tmp_path):
     grids = events.Images("samples")
     assert [g.step for g in grids] == [2, 4, 6] and grids[0].width > 0 and grids[0].height > 0
     assert len(RunFolder(run).tensorboard_files()) == 2
+
+
+def test_reading_the_statistics_only_at_logging_steps_trains_the_same_weights(tmp_path, monkeypatch):
+    """On a GPU the loop reads a step's statistics only at steps that log, sample or checkpoint (so
+    the GPU never waits for Python); forced here on the CPU, the run ends with the same weights and
+    the same metrics as one that reads them every step."""
+    from ganforge.gan.loop import TrainingLoop
+
+    cfg = tiny(steps=7, log_every=3, sample_every=5, checkpoint_every=4)
+    every = train(cfg, tmp_path / "every", sinks=[])
+    set_up = TrainingLoop._set_up
+    read_steps = []
+
+    def deferred(self):
+        set_up(self)
+        self.settle_every_step = False
+        settle = self._settle
+        self._settle = lambda: read_steps.append(self.step) or settle()
+
+    monkeypatch.setattr(TrainingLoop, "_set_up", deferred)
+    steps_done = []
+    late = train(cfg, tmp_path / "late", sinks=[lambda e: steps_done.append(e.step) if type(e).__name__ == "StepDone" else None])
+    assert read_steps == [3, 4, 5, 6, 7] and steps_done == [1, 2, 3, 4, 5, 6, 7]
+    a, b = (torch.load(RunFolder(r).checkpoint(7), weights_only=True) for r in (every, late))
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+    rows = [[{k: v for k, v in r.items() if k not in ("images_per_sec", "elapsed_s")} for r in RunFolder(run).read_metrics()] for run in (every, late)]
+    assert rows[0] == rows[1]

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from ganforge.data import BatchSampler
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError, Interrupted
@@ -184,6 +186,8 @@ class TrainingLoop:
         else:  # page-locked batches copy to the GPU while the previous step still computes
             self.pin = dev.type == "cuda"
         self.batches = BatchSampler(data, cfg.batch_size, cfg.seed, cfg.flip)
+        self.pending: list[tuple[int, torch.Tensor, bool]] = []  # (step, its statistics on the device, D skipped)
+        self.settle_every_step = dev.type != "cuda"
         self.emit(Started(self.folder.path, self.step, cfg.steps, message))
         self.t0 = time.perf_counter()
         if state is None:
@@ -194,17 +198,15 @@ class TrainingLoop:
         cfg, trainer = self.cfg, self.trainer
         batch = self.batches.batch(self.step)
         with self.processes.watched():
-            stats = trainer.step(batch.pin_memory() if self.pin else batch, self.step)
-        if is_diverged(stats.loss_d, stats.loss_g):
-            self._roll_back(self.step + 1)
-            return
+            self.pending.append((self.step + 1, *trainer.step_async(batch.pin_memory() if self.pin else batch, self.step)))
         self.step += 1
         step, last = self.step, self.step == cfg.steps
-        if event := self.health.after_step(step, stats.loss_d, stats.d_fake):
-            for action in event.actions:
-                trainer.apply(action)
-            self._warn(event)
-        self.window.add(stats)
+        asked = stop.signum or (signal.SIGINT if self.stop_when is not None and self.stop_when(step) else 0)
+        signum = self.processes.largest(asked)  # every process stops after the same step
+        due = (self.settle_every_step or last or signum or step % cfg.log_every == 0 or step % cfg.sample_every == 0
+               or step % cfg.checkpoint_every == 0 or (cfg.eval_every and step % cfg.eval_every == 0))
+        if not due or not self._settle():
+            return
         if step % cfg.log_every == 0 or last:
             self.emit(MetricsRow(step, {"step": step, **self.window.means(cfg.batch_size), "d_skipped": trainer.runtime.d_skipped,
                                         "augment_p": round(trainer.augment_p, 4), "elapsed_s": round(self.elapsed(), 2),
@@ -215,9 +217,6 @@ class TrainingLoop:
             self._sample()
         if step % cfg.checkpoint_every == 0 or last:
             self._checkpoint(step)
-        self.emit(StepDone(step, stats, trainer))
-        asked = stop.signum or (signal.SIGINT if self.stop_when is not None and self.stop_when(step) else 0)
-        signum = self.processes.largest(asked)  # every process stops after the same step
         if signum and not last:
             if step % cfg.checkpoint_every:
                 self._checkpoint(step)
@@ -225,6 +224,26 @@ class TrainingLoop:
             interrupted.agreed = True  # every process stops here together
             self.emit(Done(step, round(self.elapsed(), 1), {}, str(interrupted), stopped_by=signum))
             raise interrupted
+
+    def _settle(self) -> bool:
+        """Read the statistics of the steps since the last reading (one wait for the device) and act
+        on them step by step: a NaN or infinite loss rolls back (False), health checks decide, the
+        loss window and StepDone get each step. Every step on the CPU; on a GPU only at the steps
+        that log, sample, score, checkpoint or stop, so that the GPU never waits for Python."""
+        pending, self.pending = self.pending, []
+        rows = torch.stack([values for _, values, _ in pending]).tolist()
+        for (step, _, skip), (loss_d, loss_g, d_real, d_fake) in zip(pending, rows):
+            if is_diverged(loss_d, loss_g):
+                self._roll_back(step)
+                return False
+            stats = StepStats(loss_d, loss_g, d_real, d_fake, skip)
+            if event := self.health.after_step(step, loss_d, d_fake):
+                for action in event.actions:
+                    self.trainer.apply(action)
+                self._warn(event)
+            self.window.add(stats)
+            self.emit(StepDone(step, stats, self.trainer))
+        return True
 
     def _score(self) -> None:
         """--eval-every: a quick KID, and best.safetensors when it is the lowest so far."""

@@ -150,6 +150,12 @@ class GANTrainer:
     def step(self, real_u8: torch.Tensor, step: int) -> StepStats:
         """One step on the global batch `real_u8` (uint8, (B, C, H, W)); with several processes,
         this one trains on its rows of it. The statistics returned are the global batch's."""
+        values, skip = self.step_async(real_u8, step)
+        return StepStats(*values.tolist(), skip)
+
+    def step_async(self, real_u8: torch.Tensor, step: int) -> tuple[torch.Tensor, bool]:
+        """`step`, without waiting for the device: the statistics (loss_d, loss_g, d_real, d_fake)
+        as a tensor where the step computed them, and whether D's update was skipped."""
         batch, rows, processes = real_u8.shape[0], self.processes.rows(real_u8.shape[0]), self.processes
         real = to_float(real_u8[rows].to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)  # (b, C, H, W) in [-1, 1]
         z = latents(batch, self.model_cfg.latent_dim, self.cfg.seed * 1_000_033 + step + 1)[rows].to(self.device)
@@ -200,8 +206,7 @@ class GANTrainer:
 
         with torch.no_grad():
             values = torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(logits_real).mean(), torch.sigmoid(logits_fake).mean()])
-        loss_d, loss_g, d_real, d_fake = processes.mean(values).tolist()  # the one wait for the device in a step
-        return StepStats(loss_d, loss_g, d_real, d_fake, skip)
+        return processes.mean(values), skip
 
     def _backward_and_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, which: str) -> None:
         scaler = self.scalers.get(which)
