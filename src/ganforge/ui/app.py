@@ -29,6 +29,7 @@ from ganforge.ui.runs import RunView, list_runs
 
 UP_FRONT = ("preset", "size", "steps", "arch")  # the rest of TrainConfig goes in "Advanced"
 REFRESH_SECONDS = 2.0
+SERIES = ("D loss", "G loss", "D(real)", "D(G(z))")  # the curves of the Watch page (and KID when logged)
 
 
 def _page_options() -> dict:
@@ -157,7 +158,8 @@ def build(runs_root: Path) -> gr.Blocks:
         chosen = str(grids[index][1]) if grids else None
         import pandas as pd
 
-        curves = pd.DataFrame(view.curves() or [{"step": 0, "value": 0.0, "series": "D loss"}])
+        # Before the first metrics row, one point of every series: the plot keeps the series it first saw.
+        curves = pd.DataFrame(view.curves() or [{"step": 0, "value": 0.0, "series": name} for name in SERIES])
         status = view.progress()
         job = jobs.job
         if job is not None and job.run_dir.name == name:
@@ -268,7 +270,7 @@ def build(runs_root: Path) -> gr.Blocks:
                 with gr.Column():
                     grid_slider = gr.Slider(0, 1, value=0, step=1, label="sample grids over time")
                     grid = gr.Image(label="Sample grid", type="filepath", interactive=False)
-            curves = gr.LinePlot(x="step", y="value", color="series", label="Losses and D's outputs", height=280)
+            curves = gr.LinePlot(x="step", y="value", color="series", label="Losses and D's outputs", height=340)
             health = gr.Textbox(label="Health warnings", lines=3, interactive=False)
             files = gr.Textbox(label="Files of the run", lines=6, interactive=False)
         with gr.Tab("Sample"):
