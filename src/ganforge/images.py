@@ -118,13 +118,17 @@ def grid_rows(n: int) -> int:
     return max(1, math.ceil(math.sqrt(n)))
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:
-    """images: (N, C, H, W) in [-1, 1] (or uint8) -> one PNG grid, written atomically."""
+def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """images: (N, C, H, W) in [-1, 1] (or uint8) -> one uint8 grid (3, H', W'), near-square by default."""
     from torchvision.utils import make_grid
 
     images = images if images.dtype == torch.uint8 else to_uint8(images)
-    grid = make_grid(images, nrow=nrow or grid_rows(len(images)), padding=2, pad_value=0)  # (3, H', W')
-    img = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    return make_grid(images, nrow=nrow or grid_rows(len(images)), padding=2, pad_value=0)
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:
+    """images: (N, C, H, W) in [-1, 1] (or uint8) -> one PNG grid, written atomically."""
+    img = Image.fromarray(grid_image(images, nrow).permute(1, 2, 0).numpy())
     return atomic_write(Path(path), lambda f: img.save(f, format="PNG"))
 
 

@@ -203,22 +203,22 @@ class TrainingLoop:
         step, last = self.step, self.step == cfg.steps
         asked = stop.signum or (signal.SIGINT if self.stop_when is not None and self.stop_when(step) else 0)
         signum = self.processes.largest(asked)  # every process stops after the same step
-        due = (self.settle_every_step or last or signum or step % cfg.log_every == 0 or step % cfg.sample_every == 0
-               or step % cfg.checkpoint_every == 0 or (cfg.eval_every and step % cfg.eval_every == 0))
-        if not due or not self._settle():
+        log, sample = step % cfg.log_every == 0 or last, step % cfg.sample_every == 0 or last
+        checkpoint, score = step % cfg.checkpoint_every == 0 or last, bool(cfg.eval_every) and step % cfg.eval_every == 0
+        if not (self.settle_every_step or signum or log or sample or checkpoint or score) or not self._settle():
             return
-        if step % cfg.log_every == 0 or last:
+        if log:
             self.emit(MetricsRow(step, {"step": step, **self.window.means(cfg.batch_size), "d_skipped": trainer.runtime.d_skipped,
                                         "augment_p": round(trainer.augment_p, 4), "elapsed_s": round(self.elapsed(), 2),
                                         "kimg": round(step * cfg.batch_size / 1000, 3), **trainer.family.progress(trainer.G)}))
-        if cfg.eval_every and step % cfg.eval_every == 0 and self.main:
+        if score and self.main:
             self._score()
-        if (step % cfg.sample_every == 0 or last) and self.main:
+        if sample and self.main:
             self._sample()
-        if step % cfg.checkpoint_every == 0 or last:
+        if checkpoint:
             self._checkpoint(step)
         if signum and not last:
-            if step % cfg.checkpoint_every:
+            if not checkpoint:
                 self._checkpoint(step)
             interrupted = TrainingInterrupted(signum, step, self.folder.path)
             interrupted.agreed = True  # every process stops here together

@@ -15,7 +15,7 @@ from ganforge.fileio import atomic_write, atomic_write_text
 from ganforge.gan.events import Done, Health, Log, MetricsRow, SampleGrid, Started, StepDone
 from ganforge.gan.plots import curves_png
 from ganforge.gan.rundir import RunFolder
-from ganforge.images import grid_rows, save_grid
+from ganforge.images import grid_image, save_grid
 
 
 class RunFolderSink:
@@ -93,10 +93,7 @@ class TensorBoardSink:
                     if isinstance(row.get(key), (int, float)):
                         self.writer.add_scalar(tag, row[key], step)
             case SampleGrid(step=step, images=images) if self.writer is not None:
-                from torchvision.utils import make_grid
-
-                grid = make_grid(images.float().clamp(-1, 1).add(1).div(2), nrow=grid_rows(len(images)), padding=2)  # (3, H', W') in [0, 1]
-                self.writer.add_image("samples", grid, step)
+                self.writer.add_image("samples", grid_image(images), step)  # the grid of samples/step-*.png
                 self.writer.flush()
             case Health(step=step, message=message) if self.writer is not None:
                 self.writer.add_text("health", message, step)

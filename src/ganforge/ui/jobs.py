@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ganforge.errors import GanforgeError
 from ganforge.gan.rundir import RunFolder, create_run_folder
+from ganforge.images import is_image_file
 
 
 @dataclass
@@ -128,9 +129,6 @@ class Jobs:
         return job.run_dir
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
 def unpack_uploads(files: list[Path], folder: Path) -> Path:
     """Copy uploaded pictures, and the pictures inside uploaded zips, into `folder`.
 
@@ -145,13 +143,13 @@ def unpack_uploads(files: list[Path], folder: Path) -> Path:
                 with zipfile.ZipFile(file) as z:
                     for i, member in enumerate(z.infolist()):
                         name = Path(member.filename).name
-                        if member.is_dir() or Path(name).suffix.lower() not in IMAGE_SUFFIXES or name.startswith("."):
+                        if member.is_dir() or not is_image_file(Path(name)) or name.startswith("."):
                             continue
                         (folder / f"{i:05d}-{name}").write_bytes(z.read(member))
                         count += 1
             except zipfile.BadZipFile:
                 raise GanforgeError(f"{file.name} is not a readable zip file.") from None
-        elif file.suffix.lower() in IMAGE_SUFFIXES:
+        elif is_image_file(file):
             shutil.copyfile(file, folder / file.name)
             count += 1
         else:
