@@ -99,7 +99,8 @@ def _weights(run: Path) -> dict:
     dict(augment=True, augment_p="auto", ema=True, ema_decay=0.9, r1=1.0, spectral_norm=True, loss="hinge"),
     dict(arch="msg", augment=True, r1=1.0, d_blur=True),
     dict(grow=True, ema=True, ema_decay=0.9, size=32, g_norm="pixel"),
-], ids=["plain", "stabilised", "msg", "grow"])
+    dict(conditional=True, grow=True, size=32, augment=True, ema=True, ema_decay=0.9, r1=1.0),
+], ids=["plain", "stabilised", "msg", "grow", "conditional"])
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, extra):
     cfg = tiny(steps=9, checkpoint_every=4, log_every=3, **extra)
     full = train(cfg, tmp_path / "full", sinks=[])
@@ -179,8 +180,8 @@ def _diverge_on(monkeypatch, calls_that_fail):
     """Make GANTrainer's steps blow up (NaN weights and loss) on the given call numbers."""
     real_step, calls = GANTrainer.step_async, {"n": 0}
 
-    def flaky(self, batch, step):
-        values, skip = real_step(self, batch, step)
+    def flaky(self, batch, step, labels=None):
+        values, skip = real_step(self, batch, step, labels)
         calls["n"] += 1
         if calls["n"] in calls_that_fail:
             with torch.no_grad():

@@ -141,6 +141,29 @@ def test_sample_from_a_run_and_from_an_uploaded_generator(client, page):
     text, grid, download = client.predict(name=None, upload=gradio_client.handle_file(str(folder / "generator.safetensors")), seed=3, n=4,
                                           as_grid=False, api_name="/sample")
     assert text.startswith("4 pictures from ") and len(zipfile.ZipFile(download).namelist()) == 4
+    text, grid, _ = client.predict(name=value(run), upload=None, seed=3, n=4, as_grid=True, truncation=0.0, class_="", api_name="/sample")
+    pixels = np.asarray(Image.open(grid))
+    cell = (pixels.shape[1] - 6) // 2  # a 2x2 grid with 2-pixel padding
+    assert text == f"4 pictures from {value(run)}, seed 3."
+    assert np.array_equal(pixels[2 : 2 + cell, 2 : 2 + cell], pixels[2 : 2 + cell, 4 + cell : 4 + 2 * cell])  # truncation 0: the mean picture
+    assert client.predict(name=value(run), upload=None, seed=3, n=4, as_grid=True, truncation=1.0, class_="7",
+                          api_name="/sample")[0].startswith("Error: --class needs a class-conditional generator")
+
+
+def test_a_walk_video_and_an_export_from_the_sample_page(client, page):
+    import imageio.v3 as iio
+
+    status, run = start(client, steps=4)
+    folder = page[1] / value(run)
+    wait_until(lambda: (folder / "generator.safetensors").exists())
+    idle(client, value(run))
+    text, video = client.predict(name=value(run), upload=None, seed=1, truncation=1.0, class_="", grid="1x2", frames_per_point=3, api_name="/walk")
+    frames = iio.imread(video["video"] if isinstance(video, dict) else video, index=None)
+    assert text.startswith("A walk through 4 points from seed 1: 12 frames") and frames.shape[0] == 12
+    text, onnx_file = client.predict(name=value(run), upload=None, format_="onnx", api_name="/export")
+    assert text.startswith(f"Exported {value(run)}.onnx") and Path(onnx_file).stat().st_size > 1000
+    assert client.predict(name=value(run), upload=None, seed=1, truncation=1.0, class_="", grid="2by2", frames_per_point=3,
+                          api_name="/walk")[0].startswith("Error: ")
 
 
 def test_stylize_two_small_pictures(client, tmp_path):

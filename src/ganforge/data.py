@@ -21,6 +21,7 @@ from ganforge.images import is_image_file, load_image, luma
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 MIN_IMAGES = 16
+MIN_CLASS_IMAGES = 8  # a class of a conditional run needs at least this many pictures
 DEFAULT_DATA_ROOT = Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
 
 
@@ -29,8 +30,9 @@ class ImageData:
     images: torch.Tensor  # (N, C, H, W) uint8
     name: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    labels: torch.Tensor | None = None  # class labels for the built-in datasets
+    labels: torch.Tensor | None = None  # class indices (N,): the built-in datasets' labels, a conditional folder's subfolders
     files: dict[str, str] | None = None  # a folder's pictures: relative path -> hash of the file's bytes
+    classes: tuple[str, ...] = ()  # the names of the classes that `labels` index
 
     @property
     def channels(self) -> int:
@@ -77,25 +79,49 @@ def fit_square(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if img.mode == "RGBA":  # resampled premultiplied, so that the colour of invisible pixels cannot bleed into the edges
+        return fit_square(img.convert("RGBa"), size).convert("RGBA")
     img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=2.0)
     left, top = (nw - size) // 2, (nh - size) // 2
     return img.crop((left, top, left + size, top + size))
 
 
-def _decode(path: Path, size: int) -> tuple[np.ndarray, str]:
-    """The picture at training size (H, W, 3), and a hash of the file's bytes (read once for both)."""
+def _decode(path: Path, size: int, alpha: bool = False) -> tuple[np.ndarray, str]:
+    """The picture at training size (H, W, 3), or (H, W, 4) with `alpha`, and a hash of the file's
+    bytes (read once for both)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise GanforgeError(f"{path} could not be read ({exc.strerror or type(exc).__name__}).") from None
-    return np.asarray(fit_square(load_image(path, draft_size=size, data=data), size)), hashlib.blake2b(data, digest_size=12).hexdigest()
+    pixels = np.asarray(fit_square(load_image(path, draft_size=size, data=data, alpha=alpha), size))
+    if alpha:  # invisible pixels all alike (transparent black), whatever colour the file kept under them
+        pixels = np.where(pixels[..., 3:] == 0, 0, pixels).astype(np.uint8)
+    return pixels, hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
 def find_image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
 
 
-def load_folder(folder: str | os.PathLike, size: int, channels: int | None = None, workers: int | None = None) -> ImageData:
+def class_folders(folder: Path, files: list[Path]) -> tuple[tuple[str, ...], list[int]]:
+    """A conditional run's classes: the immediate subfolders of `folder` that hold pictures, by name,
+    and each file's class index. Pictures outside a class folder are refused, not guessed."""
+    loose = [f for f in files if f.parent == folder]
+    if loose:
+        raise GanforgeError(f"--conditional takes each subfolder of {folder} as a class, but {len(loose)} picture(s) lie in the folder itself "
+                            f"(such as {loose[0].name}); move them into a class subfolder.")
+    names = sorted({f.relative_to(folder).parts[0] for f in files})
+    if len(names) < 2:
+        raise GanforgeError(f"--conditional needs at least two classes, one subfolder of {folder} each; "
+                            f"it has {'only ' + repr(names[0]) if names else 'none'}.")
+    index = {name: i for i, name in enumerate(names)}
+    return tuple(names), [index[f.relative_to(folder).parts[0]] for f in files]
+
+
+def load_folder(folder: str | os.PathLike, size: int, channels: int | None = None, workers: int | None = None,
+                conditional: bool = False, transparent: bool = False) -> ImageData:
+    """The pictures in `folder` (and its subfolders); `conditional`: with each immediate subfolder as
+    a class; `transparent`: RGBA, four channels, instead of composited on white."""
     folder = Path(folder)
     if not folder.exists():
         raise GanforgeError(f"{folder}: no such folder or built-in dataset (built-ins: {', '.join(BUILTIN_DATASETS)}).")
@@ -104,10 +130,11 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int | None = Non
     files = find_image_files(folder)
     if not files:
         raise GanforgeError(f"{folder} holds no image files ({', '.join(e.lstrip('.') for e in ('.jpg', '.png', '.webp', '.bmp', '.gif', '.tif'))}).")
+    classes, file_labels = class_folders(folder, files) if conditional else ((), None)
 
     def decode(path):
         try:
-            return _decode(path, size), None
+            return _decode(path, size, transparent), None
         except GanforgeError as exc:
             return None, str(exc)
 
@@ -122,7 +149,20 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int | None = Non
     if len(arrays) < MIN_IMAGES:
         raise GanforgeError(f"Need at least {MIN_IMAGES} usable images, but {folder} has only {len(arrays)}.")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
-    return ImageData(_set_channels(images, channels), dataset_name(str(folder)), skipped, files=fingerprint)
+    labels = None
+    if conditional:
+        labels = torch.tensor([y for y, (r, _) in zip(file_labels, results) if r is not None])
+        _check_classes(folder, classes, labels)
+    images = images if transparent else _set_channels(images, channels)
+    return ImageData(images, dataset_name(str(folder)), skipped, labels=labels, files=fingerprint, classes=classes)
+
+
+def _check_classes(folder: Path, classes: tuple[str, ...], labels: torch.Tensor) -> None:
+    counts = torch.bincount(labels, minlength=len(classes)).tolist()
+    few = [(name, n) for name, n in zip(classes, counts) if n < MIN_CLASS_IMAGES]
+    if few:
+        listed = ", ".join(f"{name!r} has {n}" for name, n in few[:3]) + (" ..." if len(few) > 3 else "")
+        raise GanforgeError(f"--conditional needs at least {MIN_CLASS_IMAGES} usable pictures in every class subfolder of {folder}: {listed}.")
 
 
 def compare_listings(before: dict, now: dict) -> tuple[int, int, int]:
@@ -162,7 +202,8 @@ def load_digits_data(size: int, channels: int | None) -> ImageData:
     # 8x8 pixels of ink density 0..16: light strokes on black, as in MNIST.
     images = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8)).unsqueeze(1)
     images = resize_batch(images, size)
-    return ImageData(_set_channels(images, channels or 1), "digits", labels=torch.from_numpy(digits.target))
+    return ImageData(_set_channels(images, channels or 1), "digits", labels=torch.from_numpy(digits.target),
+                     classes=tuple(str(i) for i in range(10)))
 
 
 def load_torchvision_data(spec: str, size: int, channels: int | None, root: Path) -> ImageData:
@@ -179,17 +220,23 @@ def load_torchvision_data(spec: str, size: int, channels: int | None, root: Path
     images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # (N, C, h, w)
     images = resize_batch(images.contiguous(), size)
     labels = torch.as_tensor(np.asarray(ds.targets))
-    return ImageData(_set_channels(images, channels), spec, labels=labels)
+    classes = tuple(str(i) for i in range(10)) if spec == "mnist" else tuple(ds.classes)
+    return ImageData(_set_channels(images, channels), spec, labels=labels, classes=classes)
 
 
-def load_data(spec: str, size: int, channels: int | None = None, data_root: str | os.PathLike | None = None) -> ImageData:
-    """`spec` is a folder or the name of a built-in dataset."""
+def load_data(spec: str, size: int, channels: int | None = None, data_root: str | os.PathLike | None = None,
+              conditional: bool = False, transparent: bool = False) -> ImageData:
+    """`spec` is a folder or the name of a built-in dataset; `conditional`: a folder's subfolders are
+    its classes (the built-ins always carry theirs); `transparent`: a folder's pictures keep their
+    alpha channel (RGBA)."""
     check_size(size)
+    if transparent and spec in BUILTIN_DATASETS:
+        raise GanforgeError(f"--transparent keeps the alpha channel of a folder's pictures; {spec} has none.")
     if spec == "digits":
         return load_digits_data(size, channels)
     if spec in BUILTIN_DATASETS:
         return load_torchvision_data(spec, size, channels, Path(data_root) if data_root else DEFAULT_DATA_ROOT)
-    return load_folder(spec, size, channels)
+    return load_folder(spec, size, channels, conditional=conditional, transparent=transparent)
 
 
 class BatchSampler:
@@ -206,14 +253,20 @@ class BatchSampler:
         self.per_epoch = len(data) // batch_size  # drop the ragged last batch
         self._epoch, self._perm = -1, None
 
-    def batch(self, step: int) -> torch.Tensor:
-        """uint8 (B, C, H, W) for training step `step` (0-based)."""
+    def _indices(self, step: int) -> torch.Tensor:
         epoch, offset = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(len(self.data), generator=g)
-        idx = self._perm[offset * self.batch_size : (offset + 1) * self.batch_size]
-        batch = self.data.images[idx]
+        return self._perm[offset * self.batch_size : (offset + 1) * self.batch_size]
+
+    def labels(self, step: int) -> torch.Tensor:
+        """The class labels (B,) of the pictures in `batch(step)`."""
+        return self.data.labels[self._indices(step)]
+
+    def batch(self, step: int) -> torch.Tensor:
+        """uint8 (B, C, H, W) for training step `step` (0-based)."""
+        batch = self.data.images[self._indices(step)]
         if self.flip:
             g = torch.Generator().manual_seed(self.seed * 7_919 + step)
             mask = torch.rand(self.batch_size, generator=g) < 0.5

@@ -3,7 +3,8 @@
 Every loader in ganforge goes through `load_image`, so EXIF rotation, alpha, palettes, CMYK and
 16-bit files behave the same for training, style transfer and evaluation. Image tensors are
 uint8 0..255 on disk and in memory, float -1..1 where a generator makes them (`to_float`,
-`to_uint8` convert).
+`to_uint8` convert). Pictures with transparency have four channels, RGBA, with straight (not
+premultiplied) colour; a person looks at them on a checkerboard (`for_viewing`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
-def load_image(path: str | os.PathLike, draft_size: int | None = None, data: bytes | None = None) -> Image.Image:
+def load_image(path: str | os.PathLike, draft_size: int | None = None, data: bytes | None = None, alpha: bool = False) -> Image.Image:
     """Decode `path` (or its bytes, `data`, already read) to an 8-bit RGB image, upright, with
-    transparency composited on white.
+    transparency composited on white; with `alpha`, to RGBA instead (opaque where the file has
+    no transparency).
 
     `draft_size` lets JPEG decoding skip detail that a later downscale to that short side would
     discard (decoding at 1/2, 1/4 or 1/8 scale is several times faster).
@@ -60,7 +62,7 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None, data: byt
                     img.draft("RGB", (draft_size, draft_size))
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                return _normalise_mode(img)
+                return _normalise_mode(img, alpha)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise GanforgeError(f"{path} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS} pixels).") from None
     except GanforgeError:
@@ -75,13 +77,15 @@ def as_upright_rgb(img: Image.Image) -> Image.Image:
     return _normalise_mode(ImageOps.exif_transpose(img))
 
 
-def _normalise_mode(img: Image.Image) -> Image.Image:
+def _normalise_mode(img: Image.Image, alpha: bool = False) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         img = _to_8bit(img)
     if img.mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
     if img.mode in ("LA", "PA", "La", "RGBa"):
         img = img.convert("RGBA")
+    if alpha:
+        return img.convert("RGBA")  # a colour key ("transparency" of an L or RGB file) becomes alpha here
     if img.mode == "RGBA":
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, img).convert("RGB")
@@ -96,6 +100,29 @@ def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> Path:
         raise GanforgeError(f"{path}: unknown image extension; use .png, .jpg or .webp.")
     atomic_write(path, lambda f: img.save(f, format=fmt))
     return path
+
+
+def checkerboard(height: int, width: int, square: int = 8) -> torch.Tensor:
+    """uint8 (3, H, W): the light and dark gray squares that image editors show behind transparency."""
+    y, x = torch.meshgrid(torch.arange(height) // square, torch.arange(width) // square, indexing="ij")
+    return torch.where((x + y) % 2 == 0, 204, 153).to(torch.uint8).expand(3, -1, -1)
+
+
+def composite(images_u8: torch.Tensor, background: torch.Tensor | int) -> torch.Tensor:
+    """uint8 RGBA (N, 4, H, W) over `background` (uint8 (3, H, W), or a gray level) -> uint8 RGB (N, 3, H, W)."""
+    rgb, a = images_u8[:, :3].float(), images_u8[:, 3:].float() / 255.0
+    back = background.float() if isinstance(background, torch.Tensor) else torch.full_like(rgb[:1], float(background))
+    return (rgb * a + back * (1 - a)).round().clamp(0, 255).to(torch.uint8)
+
+
+def for_viewing(images: torch.Tensor, square: int | None = None) -> torch.Tensor:
+    """Images (N, C, H, W) in [-1, 1] or uint8 -> uint8 for showing: RGBA ones on a checkerboard
+    (squares of `square` px, by default an eighth of the picture), others as they are."""
+    images = images if images.dtype == torch.uint8 else to_uint8(images)
+    if images.shape[1] != 4:
+        return images
+    h, w = images.shape[-2:]
+    return composite(images, checkerboard(h, w, square or max(2, min(h, w) // 8)))
 
 
 def luma(images: torch.Tensor) -> torch.Tensor:
@@ -119,10 +146,11 @@ def grid_rows(n: int) -> int:
 
 
 def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
-    """images: (N, C, H, W) in [-1, 1] (or uint8) -> one uint8 grid (3, H', W'), near-square by default."""
+    """images: (N, C, H, W) in [-1, 1] (or uint8) -> one uint8 grid (3, H', W'), near-square by default;
+    pictures with transparency are shown on a checkerboard."""
     from torchvision.utils import make_grid
 
-    images = images if images.dtype == torch.uint8 else to_uint8(images)
+    images = for_viewing(images)
     return make_grid(images, nrow=nrow or grid_rows(len(images)), padding=2, pad_value=0)
 
 
@@ -133,7 +161,7 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
 
 
 def save_pngs(images: torch.Tensor, folder: str | os.PathLike, prefix: str = "sample") -> list[Path]:
-    """images: (N, C, H, W) in [-1, 1] -> folder/prefix-00000.png, ... one file each."""
+    """images: (N, C, H, W) in [-1, 1] -> folder/prefix-00000.png, ... one file each (RGBA ones with their transparency)."""
     arrays = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
     paths = []
     for i, a in enumerate(arrays):

@@ -29,6 +29,8 @@ COMMANDS = {
     "neighbors": "ganforge.cli.evaluate:neighbors_command",
     "report": "ganforge.cli.report:report_command",
     "ui": "ganforge.cli.ui:ui_command",
+    "interpolate": "ganforge.cli.interpolate:interpolate_command",
+    "export": "ganforge.cli.export:export_command",
 }
 
 
@@ -113,7 +115,7 @@ def cli():
 
 # Commands that need torch import it (and its compiled companions) first, with signals held back
 # until the imports are done (see errors.signals_held).
-TORCH_COMMANDS = {"train", "sample", "stylize", "evaluate", "neighbors"}
+TORCH_COMMANDS = {"train", "sample", "stylize", "evaluate", "neighbors", "interpolate", "export"}
 COMPILED = ("torch", "torchvision", "safetensors.torch")
 
 

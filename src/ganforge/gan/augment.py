@@ -52,6 +52,8 @@ def _chosen(r: Draws, p: float, device) -> torch.Tensor:
 
 
 def color(x: torch.Tensor, r: Draws, p: float) -> torch.Tensor:
+    if x.shape[1] == 4:  # RGBA: the colours change, the transparency does not
+        return torch.cat([color(x[:, :3], r, p), x[:, 3:]], 1)
     dev = x.device
     on = _chosen(r, p, dev)
     x = x + on * _uniform(r, -0.5, 0.5, dev)  # brightness
@@ -62,6 +64,19 @@ def color(x: torch.Tensor, r: Draws, p: float) -> torch.Tensor:
     return mean + (x - mean) * (1 + on * (_uniform(r, 0.5, 1.5, dev) - 1))
 
 
+def _transparent_fill(op):
+    """`op` fills with zeros; on RGBA pictures it fills with -1 instead, transparent black, like every
+    invisible pixel of the data."""
+
+    def wrapped(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if x.shape[1] != 4:
+            return op(x, *args, **kwargs)
+        return op(x + 1, *args, **kwargs) - 1  # op's zeros land on -1
+
+    return wrapped
+
+
+@_transparent_fill
 def translation(x: torch.Tensor, r: Draws, p: float, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to `ratio` of its size, filling with zeros (exact integer shifts)."""
     b, _, h, w = x.shape
@@ -76,6 +91,7 @@ def translation(x: torch.Tensor, r: Draws, p: float, ratio: float = 0.125) -> to
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
+@_transparent_fill
 def cutout(x: torch.Tensor, r: Draws, p: float, ratio: float = 0.5) -> torch.Tensor:
     """Zero one square of `ratio` times the image size at a random place in each image."""
     b, _, h, w = x.shape

@@ -60,10 +60,12 @@ class MetricsRow:
 
 @dataclass(frozen=True)
 class SampleGrid:
-    """The fixed noise batch drawn at `step`: (64, C, H, W) in [-1, 1]."""
+    """The fixed noise batch drawn at `step`: (N, C, H, W) in [-1, 1], `per_row` to a row of the grid
+    (a conditional run draws one row per class; None: a near-square grid)."""
 
     step: int
     images: torch.Tensor
+    per_row: int | None = None
 
 
 @dataclass(frozen=True)

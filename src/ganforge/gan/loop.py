@@ -37,7 +37,7 @@ from ganforge.gan.health import HealthChecks, HealthEvent, is_diverged
 from ganforge.gan.rundir import RunFolder
 from ganforge.gan.run import Run, resume, start
 from ganforge.gan.sinks import ConsoleSink, RunFolderSink, TensorBoardSink
-from ganforge.gan.trainer import GANTrainer, StepStats
+from ganforge.gan.trainer import PER_CLASS, GANTrainer, StepStats
 
 MAX_ROLLBACKS = 3
 
@@ -196,9 +196,9 @@ class TrainingLoop:
 
     def _train_step(self, stop: StopFlag) -> None:
         cfg, trainer = self.cfg, self.trainer
-        batch = self.batches.batch(self.step)
+        batch, labels = self.batches.batch(self.step), self.batches.labels(self.step) if self.model_cfg.classes else None
         with self.processes.watched():
-            self.pending.append((self.step + 1, *trainer.step_async(batch.pin_memory() if self.pin else batch, self.step)))
+            self.pending.append((self.step + 1, *trainer.step_async(batch.pin_memory() if self.pin else batch, self.step, labels)))
         self.step += 1
         step, last = self.step, self.step == cfg.steps
         asked = stop.signum or (signal.SIGINT if self.stop_when is not None and self.stop_when(step) else 0)
@@ -262,7 +262,7 @@ class TrainingLoop:
         check = self.health.check_samples(self.step, samples, self.trainer.family.sample_resolution(self.trainer.G))
         if check is not None:
             self.emit(MetricsRow(self.step, {"step": self.step, "diversity_ratio": check.ratio}))
-        self.emit(SampleGrid(self.step, samples))
+        self.emit(SampleGrid(self.step, samples, PER_CLASS if self.model_cfg.classes else None))
         if check is not None and check.message:
             self._warn(HealthEvent(self.step, "mode_collapse", check.message))
 

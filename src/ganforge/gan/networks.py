@@ -40,6 +40,11 @@ def build_discriminator(cfg: ModelConfig) -> nn.Module:
     return d
 
 
+def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
+    """(n,) class indices 0, 1, ..., K-1, 0, 1, ...: an equal share of every class."""
+    return torch.arange(n) % num_classes
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(generator: nn.Module, latent_dim: int, seed: int = 0, batches: int = 4, batch_size: int = 128) -> nn.Module:
     """A copy of `generator` whose BatchNorm statistics are measured afresh on its own outputs.
@@ -57,8 +62,10 @@ def recalibrate_batchnorm(generator: nn.Module, latent_dim: int, seed: int = 0, 
         m.momentum = None  # a plain average over the batches below
     g.train()
     rng = torch.Generator().manual_seed(seed)
+    classes = getattr(generator, "num_classes", 0)
     for _ in range(batches):
-        g(torch.randn(batch_size, latent_dim, generator=rng).to(device))
+        z = torch.randn(batch_size, latent_dim, generator=rng).to(device)
+        g(z) if not classes else g(z, balanced_labels(batch_size, classes).to(device))  # every class alike
     for m in norms:
         m.momentum = 0.1
     return g.eval()

@@ -84,7 +84,7 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
     cfg = replace(
         cfg,
         size=size,
-        channels=data.channels,
+        channels=None if cfg.transparent else data.channels,  # --channels speaks of colour only; RGBA is --transparent
         g_width=cfg.g_width or default_width(size, data.channels),
         d_width=cfg.d_width or default_width(size, data.channels),
         flip=(not is_builtin(cfg.data)) if cfg.flip is None else cfg.flip,
@@ -93,7 +93,8 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
     if cfg.grow and cfg.grow_stage_steps is None:
         cfg = replace(cfg, grow_stage_steps=max(1, cfg.steps // grow_stages(size)))
     model = ModelConfig(arch=arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width, d_width=cfg.d_width,
-                        upsample=cfg.upsample, g_norm=cfg.g_norm, spectral_norm=cfg.spectral_norm, d_blur=cfg.d_blur)
+                        upsample=cfg.upsample, g_norm=cfg.g_norm, spectral_norm=cfg.spectral_norm, d_blur=cfg.d_blur,
+                        classes=data.classes if cfg.conditional else ())
     return cfg, model
 
 
@@ -164,7 +165,7 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
     cfg.validate()
     cfg = replace(cfg, data=os.fspath(cfg.data))
     check_precision(cfg.precision, pick_device(cfg.device))
-    data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root)
+    data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root, cfg.conditional, cfg.transparent)
     cfg, model_cfg = resolve(cfg, data)
     notes: list[Log] = []
     cfg = _fit_batch(cfg, data, notes)
@@ -235,8 +236,9 @@ def _resume(folder: RunFolder, saved: dict, changes: dict, new_data: str | os.Pa
     if not is_builtin(cfg.data) and not Path(cfg.data).exists():
         raise GanforgeError(f"{cfg.data}, the pictures this run trained on, is gone; if they moved, continue with: "
                             f"ganforge train --resume {folder} --data NEW_PATH.")
-    data = load_data(cfg.data, cfg.size, cfg.channels, cfg.data_root)
+    data = load_data(cfg.data, cfg.size, cfg.channels, cfg.data_root, cfg.conditional, cfg.transparent)
     cfg, model_cfg = resolve(cfg, data)
+    _check_classes(folder, saved, model_cfg)
     cfg = _fit_batch(cfg, data, notes)
     if unfinished:  # stopped before its first checkpoint: start it again, with its own settings
         notes.append(Log(f"{folder} never reached its first checkpoint; training it from step 0 with its own settings.", "warning"))
@@ -249,6 +251,15 @@ def _resume(folder: RunFolder, saved: dict, changes: dict, new_data: str | os.Pa
     if "health_warnings" not in state:  # written before the count was kept: count the logged events
         state["health_warnings"] = sum(1 for r in folder.read_metrics() if "health" in r and r.get("step", 0) <= int(state["step"]))
     return Run(folder, cfg, model_cfg, data, state, notes)
+
+
+def _check_classes(folder: RunFolder, saved: dict, model_cfg: ModelConfig) -> None:
+    """A conditional run continues with the classes it learnt, or not at all: a class added, gone or
+    renamed would change what each learnt class means."""
+    before = tuple((saved.get("model") or {}).get("classes") or ())
+    if before != model_cfg.classes:
+        raise GanforgeError(f"{folder} learnt the classes {', '.join(before)}, but the class subfolders are now "
+                            f"{', '.join(model_cfg.classes) or 'none'}; put them back as they were to continue, or start a new run.")
 
 
 def _moved_data(trained_on: str, new: str) -> str:

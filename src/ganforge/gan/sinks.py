@@ -40,8 +40,8 @@ class RunFolderSink:
                 self.run.append_metrics(row)
                 self.history.append(row)
                 self._stale = True
-            case SampleGrid(step=step, images=images):
-                save_grid(images, self.run.sample_grid(step))
+            case SampleGrid(step=step, images=images, per_row=per_row):
+                save_grid(images, self.run.sample_grid(step), per_row)
                 self._plot()
             case Health(step=step, message=message, back_to=back_to):
                 self.run.append_log(f"Warning: {message}")
@@ -92,8 +92,8 @@ class TensorBoardSink:
                 for key, tag in self.TAGS.items():
                     if isinstance(row.get(key), (int, float)):
                         self.writer.add_scalar(tag, row[key], step)
-            case SampleGrid(step=step, images=images) if self.writer is not None:
-                self.writer.add_image("samples", grid_image(images), step)  # the grid of samples/step-*.png
+            case SampleGrid(step=step, images=images, per_row=per_row) if self.writer is not None:
+                self.writer.add_image("samples", grid_image(images, per_row), step)  # the grid of samples/step-*.png
                 self.writer.flush()
             case Health(step=step, message=message) if self.writer is not None:
                 self.writer.add_text("health", message, step)

@@ -47,7 +47,7 @@ def _classifier(resolution: int, classes: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(resolution * resolution, 256), nn.ReLU(), nn.Linear(256, classes))
 
 
-def _classifier_input(images_u8: Tensor, resolution: int) -> Tensor:
+def classifier_input(images_u8: Tensor, resolution: int) -> Tensor:
     """uint8 (N, C, H, W) -> float (N, 1, r, r) in [0, 1], gray."""
     x = images_u8.float().div(255.0)
     if x.shape[1] == 3:
@@ -105,7 +105,7 @@ def load_classifier(dataset: str, data_root: str | os.PathLike | None = None, ca
             pass
     # Train at the size the generators see (32 px for built-ins), brought down as samples will be.
     labelled = data.load_data(dataset, 32, 1, data_root)
-    x, y = _classifier_input(labelled.images, resolution), labelled.labels.long()
+    x, y = classifier_input(labelled.images, resolution), labelled.labels.long()
     model, accuracy = _train_classifier(x, y, resolution, len(names), epochs=60 if dataset == "digits" else 3)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     try:
@@ -122,7 +122,7 @@ def class_coverage(images: Tensor, dataset: str, data_labels: Tensor, data_root=
     if names is None:
         raise GanforgeError(f"class coverage needs a labelled built-in dataset ({', '.join(CLASSIFIED)}), not {dataset}.")
     model, accuracy = load_classifier(dataset, data_root, cache_dir)
-    pred = model(_classifier_input(as_uint8(images), resolution)).argmax(1)
+    pred = model(classifier_input(as_uint8(images), resolution)).argmax(1)
     hist = torch.bincount(pred, minlength=len(names)).double()
     data_share = torch.bincount(data_labels.long(), minlength=len(names)).double()
     data_share /= data_share.sum()

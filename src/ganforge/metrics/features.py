@@ -38,18 +38,23 @@ def as_uint8(images: Tensor) -> Tensor:
 
 
 def to_rgb(images: Tensor) -> Tensor:
-    """(N, 1 or 3, H, W) -> (N, 3, H, W)."""
+    """uint8 (N, 1, 3 or 4, H, W) -> (N, 3, H, W); transparent pictures are composited on white,
+    as training without --transparent would have seen them."""
     if images.shape[1] == 1:
         return images.expand(-1, 3, -1, -1)
+    if images.shape[1] == 4:
+        from ganforge.images import composite
+
+        return composite(images, 255)
     if images.shape[1] != 3:
-        raise ValueError(f"expected 1 or 3 channels, got {images.shape[1]}")
+        raise ValueError(f"expected 1, 3 or 4 channels, got {images.shape[1]}")
     return images
 
 
 class FeatureExtractor:
     """Turns images into one feature vector each: `extractor(images) -> (N, dim)` float32 on the CPU.
 
-    `images` is uint8 (N, C, H, W), or floats in [-1, 1]; any size, 1 or 3 channels.
+    `images` is uint8 (N, C, H, W), or floats in [-1, 1]; any size, 1, 3 or 4 (RGBA) channels.
     """
 
     def __init__(self, name: str, dim: int, embed, device: torch.device, batch_size: int = 64):

@@ -1,4 +1,5 @@
-"""The page of `ganforge ui`: Train, Watch, Sample and Stylize, each calling what the command line calls.
+"""The page of `ganforge ui`: Train, Watch, Sample (with latent walks and export) and Stylize, each
+calling what the command line calls.
 
     from ganforge.ui.app import build
     build(Path("runs")).launch(server_name="127.0.0.1")
@@ -82,6 +83,13 @@ def train_arguments(values: dict) -> list[str]:
         if value != default and str(value) != str(default):
             args += [s.flag, str(value)]
     return args
+
+
+def number(value, label: str) -> float:
+    """A number field's value; a field left empty is refused in a sentence (gradio gives None)."""
+    if value is None:
+        raise GanforgeError(f"{label} is empty; type a number.")
+    return value
 
 
 def _error(exc: Exception) -> str:
@@ -173,15 +181,16 @@ def build(runs_root: Path) -> gr.Blocks:
 
     # ---- Sample ----
 
-    def sample(name, upload, seed, n, as_grid):
+    def sample(name, upload, seed, n, as_grid, truncation=1.0, class_=""):
         from ganforge import sample_images
         from ganforge.images import save_grid, save_pngs
 
         try:
-            source = Path(getattr(upload, "name", upload)) if upload else run_path(name)
+            source = sample_source(name, upload)
             if source is None:
                 return "Choose a run, or upload a generator (.safetensors).", None, None
-            images = sample_images(source, n=int(n), seed=int(seed))
+            images = sample_images(source, n=int(number(n, "How many")), seed=int(number(seed, "Seed")),
+                                   truncation=float(number(truncation, "--truncation")), class_=(class_ or "").strip() or None)
         except GanforgeError as exc:
             return _error(exc), None, None
         out = Path(tempfile.mkdtemp(prefix="ganforge-sample-"))
@@ -193,7 +202,43 @@ def build(runs_root: Path) -> gr.Blocks:
             with zipfile.ZipFile(archive, "w") as z:
                 for p in pngs:
                     z.write(p, p.name)
-        return f"{len(images)} pictures from {source.name}, seed {int(seed)}.", str(grid), str(archive or grid)
+        drawn = f", class {class_.strip()}" if (class_ or "").strip() else ""
+        return f"{len(images)} pictures from {source.name}, seed {int(seed)}{drawn}.", str(grid), str(archive or grid)
+
+    def sample_source(name, upload) -> Path | None:
+        return Path(getattr(upload, "name", upload)) if upload else run_path(name)
+
+    def walk(name, upload, seed, truncation, class_, grid, frames_per_point):
+        """`ganforge interpolate`: an MP4 of a walk through the points of seeds seed, seed+1, ..."""
+        from ganforge.gan.walk import interpolate
+
+        try:
+            source = sample_source(name, upload)
+            if source is None:
+                return "Choose a run, or upload a generator (.safetensors).", None
+            out = Path(tempfile.mkdtemp(prefix="ganforge-walk-")) / "walk.mp4"
+            done = interpolate(source, out, fps=24, n=4, seed=int(number(seed, "Seed")), loop=True, grid=(grid or "1x1").strip(),
+                               frames_per_point=int(number(frames_per_point, "--frames-per-point")), size=128,
+                               truncation=float(number(truncation, "--truncation")),
+                               class_=(class_ or "").strip() or None)
+        except GanforgeError as exc:
+            return _error(exc), None
+        return f"A walk through 4 points from seed {int(seed)}: {done.frames} frames, {done.seconds:.1f} s.", str(out)
+
+    def export(name, upload, format_):
+        """`ganforge export`: the generator as ONNX or a torch.export program."""
+        from ganforge.gan.export import export_generator
+
+        try:
+            source = sample_source(name, upload)
+            if source is None:
+                return "Choose a run, or upload a generator (.safetensors).", None
+            stem = source.stem if source.is_file() else source.name
+            done = export_generator(source, Path(tempfile.mkdtemp(prefix="ganforge-export-")) / f"{stem}.{format_}")
+        except GanforgeError as exc:
+            return _error(exc), None
+        checked = f"; {done.checked_with} draws PyTorch's pictures within {done.max_difference:.1g}" if done.max_difference is not None else ""
+        return f"Exported {done.path.name} ({done.size_bytes / 1e6:.1f} MB{checked}).", str(done.path)
 
     # ---- Stylize ----
 
@@ -280,11 +325,27 @@ def build(runs_root: Path) -> gr.Blocks:
             with gr.Row():
                 sample_seed = gr.Number(value=0, precision=0, label="Seed")
                 sample_n = gr.Number(value=64, precision=0, label="How many")
+                sample_truncation = gr.Number(value=1.0, label="--truncation", info="below 1: less variety, cleaner pictures")
+                sample_class = gr.Textbox(value="", label="--class", placeholder="every class in turn", info="a conditional run's class, by name or index")
                 sample_grid_only = gr.Checkbox(value=True, label="One grid (else a zip of PNG files)")
             sample_button = gr.Button("Sample", variant="primary")
             sample_status = gr.Markdown()
             sample_image = gr.Image(label="Samples", type="filepath", interactive=False)
             sample_file = gr.File(label="Download")
+            with gr.Accordion("Latent walk video (ganforge interpolate)", open=False):
+                with gr.Row():
+                    walk_grid = gr.Textbox(value="2x4", label="--grid", info="ROWSxCOLUMNS walks side by side")
+                    walk_frames = gr.Number(value=24, precision=0, label="--frames-per-point")
+                    walk_button = gr.Button("Make the video")
+                walk_status = gr.Markdown()
+                walk_video = gr.Video(label="Walk (MP4, loops back to its start)", interactive=False)
+            with gr.Accordion("Export the generator (ganforge export)", open=False):
+                with gr.Row():
+                    export_format = gr.Dropdown(["onnx", "pt2"], value="onnx", label="--format",
+                                                info="onnx: onnxruntime and other ONNX runtimes; pt2: torch.export, PyTorch alone")
+                    export_button = gr.Button("Export")
+                export_status = gr.Markdown()
+                export_file = gr.File(label="Download")
         with gr.Tab("Stylize"):
             with gr.Row():
                 photo = gr.Image(label="Photo", type="filepath")
@@ -309,8 +370,11 @@ def build(runs_root: Path) -> gr.Blocks:
         run_choice.change(watch, [run_choice, grid_slider], watch_outputs, api_name="watch")
         grid_slider.release(watch, [run_choice, grid_slider], watch_outputs, api_name=False)
         gr.Timer(REFRESH_SECONDS).tick(watch, [run_choice, grid_slider], watch_outputs, api_name=False)
-        sample_button.click(sample, [sample_run, sample_upload, sample_seed, sample_n, sample_grid_only],
+        sample_button.click(sample, [sample_run, sample_upload, sample_seed, sample_n, sample_grid_only, sample_truncation, sample_class],
                             [sample_status, sample_image, sample_file], api_name="sample")
+        walk_button.click(walk, [sample_run, sample_upload, sample_seed, sample_truncation, sample_class, walk_grid, walk_frames],
+                          [walk_status, walk_video], api_name="walk")
+        export_button.click(export, [sample_run, sample_upload, export_format], [export_status, export_file], api_name="export")
         stylize_button.click(stylize, [photo, paintings, style_weights, st_size, st_steps, st_style, st_content, st_color, st_backbone],
                              [stylize_status, stylized, stylized_file], api_name="stylize")
     return page

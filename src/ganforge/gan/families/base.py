@@ -29,6 +29,14 @@ class ModelConfig:
     g_norm: str = "batch"  # convolutional generators: batch (BatchNorm) or pixel (PixelNorm)
     spectral_norm: bool = False  # discriminator only
     d_blur: bool = False  # blur before D's strided convs; files written before it existed had none
+    classes: tuple[str, ...] = ()  # class names of a class-conditional pair; () for an unconditional one
+
+    def __post_init__(self):
+        object.__setattr__(self, "classes", tuple(self.classes))  # JSON gives a list
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,9 +67,9 @@ class Family:
         """`train`: the run's TrainConfig, for families with schedules of their own (None to build only)."""
         self.model, self.train = model, train
 
-    def fake(self, G: nn.Module, z: torch.Tensor):
-        """What G makes in a training step, in the form D takes."""
-        return G(z)
+    def fake(self, G: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None):
+        """What G makes in a training step, in the form D takes (y: class labels of a conditional pair)."""
+        return G(z) if y is None else G(z, y)
 
     def real(self, real: torch.Tensor, G: nn.Module):
         """What D sees of a real batch (B, C, H, W) in [-1, 1]."""

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.gan.families.base import Family, ModelConfig
-from ganforge.gan.families.layers import down_block, from_rgb, to_logit, widths
+from ganforge.gan.families.layers import class_projection, class_term, down_block, from_rgb, to_logit, widths
 from ganforge.gan.families.msg import MultiScaleGenerator
 
 GROW_START = 8  # the first resolution progressive growing trains at
@@ -33,12 +33,13 @@ class ProgressiveDiscriminator(nn.Module):
         for res in [r for r in w if r >= GROW_START]:
             self.blocks[str(res)] = down_block(w[res], w[res // 2], cfg)
         self.final = to_logit(w[4], cfg)
+        self.project_class = class_projection(cfg, w[4])
         self.alpha = 1.0
 
     def set_stage(self, resolution: int, alpha: float) -> None:
         self.alpha = alpha
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         res = x.shape[-1]
         h = self.blocks[str(res)](self.from_rgb[str(res)](x))
         if self.alpha < 1 and res > GROW_START:
@@ -47,7 +48,7 @@ class ProgressiveDiscriminator(nn.Module):
         while res > 4:
             h = self.blocks[str(res)](h)
             res //= 2
-        return self.final(h)
+        return self.final(h) + class_term(self.project_class, y, h)
 
 
 def grow_stages(size: int) -> int:
