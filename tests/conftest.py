@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -42,3 +43,13 @@ def one_line_error(result, *fragments):
     assert len(lines) == 1 and lines[0].startswith("Error"), result.output
     for f in fragments:
         assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of tiny pictures: thread hand-offs cost more than they save,
+    and on a busy 2-core machine spinning worker threads slow each step many times over."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,14 +24,7 @@ from ganforge.style import gram_matrix, match_color, stylize, swag, total_variat
 FAST = dict(size=48, steps=3, scales=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # At 32-64 px, thread hand-offs cost more than they save, and on a busy 2-core machine spinning
-    # worker threads can slow each step twentyfold.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ COMMANDS = {
     "report": "ganforge.cli.report:report_command",
     "ui": "ganforge.cli.ui:ui_command",
     "interpolate": "ganforge.cli.interpolate:interpolate_command",
+    "project": "ganforge.cli.project:project_command",
     "export": "ganforge.cli.export:export_command",
 }
 
@@ -115,7 +116,7 @@ def cli():
 
 # Commands that need torch import it (and its compiled companions) first, with signals held back
 # until the imports are done (see errors.signals_held).
-TORCH_COMMANDS = {"train", "sample", "stylize", "evaluate", "neighbors", "interpolate", "export"}
+TORCH_COMMANDS = {"train", "sample", "stylize", "evaluate", "neighbors", "interpolate", "project", "export"}
 COMPILED = ("torch", "torchvision", "safetensors.torch")
 
 
