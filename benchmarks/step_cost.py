@@ -17,25 +17,12 @@ import time
 from dataclasses import replace
 
 import torch
+from common import parse_variant
 
 from ganforge.data import ImageData
 from ganforge.gan.config import TrainConfig, apply_preset
 from ganforge.gan.run import resolve
 from ganforge.gan.trainer import GANTrainer
-from ganforge import options
-
-
-def parse_variant(text: str) -> tuple[str, dict]:
-    name, _, items = text.partition(":")
-    types = {s.name: s.type for s in options.settings(TrainConfig)}
-    out = {}
-    for item in filter(None, items.split(",")):
-        key, _, value = item.partition("=")
-        if key not in types:
-            raise SystemExit(f"unknown setting {key!r} in variant {text!r}")
-        kind = types[key]
-        out[key] = bool(int(value)) if kind is bool else kind(value)
-    return name, out
 
 
 def main():

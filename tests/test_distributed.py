@@ -64,7 +64,8 @@ def weights(run: Path, step: int) -> dict:
     {"r1": 1.0, "augment": True, "augment_p": "auto", "ema": True},  # BatchNorm in G and D, R1's double backward, augmentation
     {"arch": "msg", "augment": True, "augment_p": "0.5"},
     {"grow": True, "size": 32, "steps": 8, "grow_stage_steps": 1},  # parameters a step leaves out
-], ids=["dcgan-stabilised", "msg", "grow"])
+    {"arch": "fastgan", "size": 64, "g_width": 2, "d_width": 2, "loss": "hinge", "augment": True, "augment_p": "0.5"},  # D's reconstruction
+], ids=["dcgan-stabilised", "msg", "grow", "fastgan"])
 def test_a_step_on_two_processes_computes_what_one_process_computes(tmp_path, settings, monkeypatch):
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
     done = torchrun(WORKER, two, json.dumps(settings))

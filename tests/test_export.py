@@ -55,7 +55,8 @@ def tiny(arch, **kw):
     tiny("mlp", size=32, channels=1),
     tiny("msg", upsample="nearest", g_norm="pixel"),
     tiny("progressive", size=32, upsample="nearest"),
-], ids=["dcgan", "mlp", "msg-pixelnorm", "progressive"])
+    tiny("fastgan", size=64, g_width=2, upsample="nearest"),
+], ids=["dcgan", "mlp", "msg-pixelnorm", "progressive", "fastgan"])
 def test_onnx_draws_what_pytorch_draws_at_any_batch_size(cfg, tmp_path):
     g, source = lively_generator(cfg, tmp_path)
     done = export_generator(source, tmp_path / "g.onnx")

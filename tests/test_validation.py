@@ -20,14 +20,14 @@ TINY = dict(size=16, g_width=4, d_width=4, batch_size=16, latent_dim=8, steps=2,
 
 
 @pytest.mark.parametrize("settings,message", [
-    (dict(arch="resnet"), "--arch must be one of dcgan, mlp, msg, not 'resnet'"),
+    (dict(arch="resnet"), "--arch must be one of dcgan, mlp, msg, fastgan, not 'resnet'"),
     (dict(loss="wgan"), "--loss must be one of bce, hinge, not 'wgan'"),
     (dict(g_norm="layer"), "--g-norm must be one of batch, pixel, not 'layer'"),
     (dict(upsample="bilinear"), "--upsample must be one of transpose, nearest"),
     (dict(device="tpu"), "--device must be one of auto, cpu, cuda, mps or cuda:N, not 'tpu'"),
     (dict(channels=2), "--channels must be one of 1, 3, not 2"),
     (dict(preset="huge"), "--preset must be one of small, not 'huge'"),
-    (dict(size=48), "--size must be a power of two from 16 to 256, not 48"),
+    (dict(size=48), "--size must be a power of two from 16 to 256 (512 with --arch fastgan), not 48"),
     (dict(steps=0), "--steps must be at least 1, not 0"),
     (dict(g_width=0), "--g-width must be at least 1, not 0"),
     (dict(d_width=-8), "--d-width must be at least 1, not -8"),
@@ -88,7 +88,7 @@ def test_other_library_functions_check_their_arguments(tmp_path):
 USAGE_ERRORS = [
     (["nosuchcommand"], "No such command 'nosuchcommand'"),
     (["train", "--no-such-option"], "No such option '--no-such-option'"),
-    (["train", "--arch", "resnet"], "'resnet' is not one of 'dcgan', 'mlp', 'msg'"),
+    (["train", "--arch", "resnet"], "'resnet' is not one of 'dcgan', 'mlp', 'msg', 'fastgan'"),
     (["train", "--g-norm", "layer"], "'layer' is not one of 'batch', 'pixel'"),
     (["train", "--steps", "many"], "'many' is not a valid integer"),
     (["train", "--lr-g", "fast"], "'fast' is not a valid float"),

@@ -70,8 +70,8 @@ def dataset_name(spec: str) -> str:
 
 
 def check_size(size: int) -> None:
-    if size < 16 or size > 256 or size & (size - 1):
-        raise GanforgeError(f"--size must be a power of two from 16 to 256, not {size}.")
+    if size < 16 or size > 512 or size & (size - 1):
+        raise GanforgeError(f"--size must be a power of two from 16 to 512, not {size}.")
 
 
 def fit_square(img: Image.Image, size: int) -> Image.Image:

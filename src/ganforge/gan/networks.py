@@ -14,12 +14,13 @@ from torch import nn
 from ganforge.errors import GanforgeError
 from ganforge.gan.families.base import Family, ModelConfig
 from ganforge.gan.families.dcgan import DCGAN
+from ganforge.gan.families.fastgan import FastGAN
 from ganforge.gan.families.layers import init_weights
 from ganforge.gan.families.mlp import MLP
 from ganforge.gan.families.msg import MSG
 from ganforge.gan.families.progressive import Progressive
 
-FAMILIES: dict[str, type[Family]] = {f.name: f for f in (DCGAN, MLP, MSG, Progressive)}
+FAMILIES: dict[str, type[Family]] = {f.name: f for f in (DCGAN, MLP, MSG, Progressive, FastGAN)}
 
 
 def family(cfg: ModelConfig) -> type[Family]:

@@ -25,7 +25,6 @@ from ganforge.gan.checkpoint import latest_checkpoint
 from ganforge.gan.config import TrainConfig, apply_preset
 from ganforge.gan.events import Log
 from ganforge.gan.families.base import ModelConfig
-from ganforge.gan.families.layers import default_width
 from ganforge.gan.families.progressive import grow_stages
 from ganforge.gan.networks import FAMILIES
 from ganforge.gan.rundir import RunFolder, RunLock, create_run_folder
@@ -85,8 +84,8 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
         cfg,
         size=size,
         channels=None if cfg.transparent else data.channels,  # --channels speaks of colour only; RGBA is --transparent
-        g_width=cfg.g_width or default_width(size, data.channels),
-        d_width=cfg.d_width or default_width(size, data.channels),
+        g_width=cfg.g_width or FAMILIES[arch].default_width(size, data.channels),
+        d_width=cfg.d_width or FAMILIES[arch].default_width(size, data.channels),
         flip=(not is_builtin(cfg.data)) if cfg.flip is None else cfg.flip,
         upsample=cfg.upsample or FAMILIES[arch].default_upsample,
     )
@@ -165,7 +164,7 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
     cfg.validate()
     cfg = replace(cfg, data=os.fspath(cfg.data))
     check_precision(cfg.precision, pick_device(cfg.device))
-    data = load_data(cfg.data, cfg.size or default_size(cfg.data), cfg.channels, cfg.data_root, cfg.conditional, cfg.transparent)
+    data = load_data(cfg.data, cfg.size or max(default_size(cfg.data), 64 if cfg.arch == "fastgan" else 0), cfg.channels, cfg.data_root, cfg.conditional, cfg.transparent)
     cfg, model_cfg = resolve(cfg, data)
     notes: list[Log] = []
     cfg = _fit_batch(cfg, data, notes)

@@ -197,7 +197,8 @@ class GANTrainer:
         if self.cfg.r1 > 0:
             real.requires_grad_(True)
         with autocast:
-            logits_real = judge(self.d_run, aug(self.family.real(real, self.G)), y).float()
+            logits_real, own_loss = self.family.judge_real(self.d_run, aug(self.family.real(real, self.G)), y)
+            logits_real = logits_real.float()
             logits_fake = judge(self.d_run, aug(self.family.detach(fake)), y).float()
         loss_d = self.loss.d(logits_real, logits_fake, real_target)
         if self.cfg.r1 > 0:  # R1: penalise D's gradient on real images, keeping it smooth there (in fp32)
@@ -212,7 +213,9 @@ class GANTrainer:
             self.runtime.d_skipped += 1
         else:
             self.opt_d.zero_grad(set_to_none=True)
-            self._backward_and_step(loss_d, self.opt_d, "d")
+            # D's own loss (fastgan's reconstruction) trains D, but the reported loss stays the
+            # adversarial one, which the health checks and --d-skip-below read.
+            self._backward_and_step(loss_d if own_loss is None else loss_d + own_loss.float(), self.opt_d, "d")
 
         # ---- update G through a frozen D, towards 1 ----
         # (D itself, not its gradient-averaging wrapper: no gradients of D are coming.)

@@ -21,14 +21,6 @@ def channels(base: int, top: int, res: int) -> int:
     return base * min(8, top // res)
 
 
-def default_width(size: int, channels: int = 3) -> int:
-    """Channels of the highest-resolution block: the DCGAN paper's 64, narrowed above 64 px so
-    the widest (8x) layers stay affordable on a laptop CPU, and halved for gray pictures, which
-    hold a third of the information (on the digits, 32 learns as well as 64 at a third of the cost)."""
-    width = {16: 64, 32: 64, 64: 64, 128: 32, 256: 16}[size]
-    return width // 2 if channels == 1 else width
-
-
 def widths(base: int, size: int) -> dict[int, int]:
     """Channels at each resolution 4, 8, ..., size, with `base` at full size."""
     return {4 * 2**i: channels(base, size, 4 * 2**i) for i in range(int(math.log2(size // 4)) + 1)}
