@@ -181,8 +181,6 @@ def apply_preset(cfg: TrainConfig, explicit=()) -> TrainConfig:
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise GanforgeError(f"--preset must be one of {', '.join(PRESETS)}, not {cfg.preset!r}.")
     defaults = {f.name: f.default for f in fields(cfg)}
-    preset = PRESETS[cfg.preset] if cfg.preset else {}
-    arch = preset["arch"] if "arch" in preset and "arch" not in explicit and cfg.arch == defaults["arch"] else cfg.arch
-    wanted = {**ARCH_DEFAULTS.get(arch, {}), **(CONDITIONAL if cfg.conditional else {}), **preset}
+    wanted = {**ARCH_DEFAULTS.get(cfg.arch, {}), **(CONDITIONAL if cfg.conditional else {}), **(PRESETS[cfg.preset] if cfg.preset else {})}
     chosen = {k: v for k, v in wanted.items() if k not in explicit and getattr(cfg, k) == defaults[k]}
     return replace(cfg, preset_applied=True, **chosen)

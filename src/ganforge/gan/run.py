@@ -164,7 +164,7 @@ def start(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, explicit=(
     cfg.validate()
     cfg = replace(cfg, data=os.fspath(cfg.data))
     check_precision(cfg.precision, pick_device(cfg.device))
-    data = load_data(cfg.data, cfg.size or max(default_size(cfg.data), 64 if cfg.arch == "fastgan" else 0), cfg.channels, cfg.data_root, cfg.conditional, cfg.transparent)
+    data = load_data(cfg.data, cfg.size or max(default_size(cfg.data), FAMILIES[cfg.arch].min_size), cfg.channels, cfg.data_root, cfg.conditional, cfg.transparent)
     cfg, model_cfg = resolve(cfg, data)
     notes: list[Log] = []
     cfg = _fit_batch(cfg, data, notes)

@@ -62,6 +62,7 @@ class Family:
     channels_last: ClassVar[bool] = True  # oneDNN's convolutions run faster on NHWC tensors
     default_upsample: ClassVar[str] = "transpose"  # when --upsample is left to choose
     unused_parameters: ClassVar[bool] = False  # whether a step may leave some parameters out (a growing resolution)
+    min_size: ClassVar[int] = 16  # the smallest --size the family builds; also its default size for the built-ins when larger
 
     def __init__(self, model: ModelConfig, train=None):
         """`train`: the run's TrainConfig, for families with schedules of their own (None to build only)."""

@@ -149,6 +149,7 @@ class FastGAN(Family):
     Generator = FastGANGenerator
     Discriminator = FastGANDiscriminator
     default_upsample = "nearest"
+    min_size = MIN_SIZE
 
     @classmethod
     def default_width(cls, size, channels):
