@@ -20,6 +20,7 @@ speckle in side-by-side 512-px runs, so it is off by default.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from ganforge.devices import DEVICE, pick_device
 from ganforge.errors import GanforgeError
 from ganforge.images import LUMA, as_upright_rgb, load_image, luma, save_image_atomic
 from ganforge.options import Opt, check
+from ganforge.tiles import Tiler
 
 INITS = ("content", "random")
 MAX_STYLE_SCALE = 4.0  # beyond it, the picture shows less than a quarter of the painting
@@ -106,7 +108,11 @@ def stylize(
     seed: Annotated[int, Opt("Random seed; the same seed gives the same image.")] = 0,
     backbone: Annotated[str, Opt("Feature network: lite0 (EfficientNet-Lite0, offline) or vgg19 (downloaded once).", choices=BACKBONES)] = "lite0",
     weights: Annotated[str | os.PathLike | None, Opt("Local weights file for the backbone instead of the default ImageNet weights.")] = None,
-    scales: Annotated[int, Opt("Optimise at N sizes, coarse to fine, each twice the previous (larger strokes).", min=1)] = 2,
+    scales: Annotated[int, Opt("Optimise at N sizes, coarse to fine, each twice the previous (larger strokes).", min=1)] = 3,
+    style_octaves: Annotated[int, Opt("Match the painting's style statistics at N resolutions, each half the previous "
+                                      "(larger strokes).", min=1)] = 1,
+    base_size: Annotated[int, Opt("Larger pictures are first stylised at this size or less (with --scales and --steps), then "
+                                  "doubled up to --size with half the steps at each doubling.", min=16)] = 512,
     style_weights: Annotated[str | Sequence[float] | None, Opt("One weight per style image, e.g. 0.7,0.3.", default_text="equal")] = None,
     style_scale: Annotated[float, Opt("Size of the style image relative to the output (larger: bigger strokes).", above=0)] = 1.0,
     preserve_color: Annotated[str, Opt("Keep the photo's colours: transfer brightness only, or match the painting's colours first.",
@@ -117,6 +123,8 @@ def stylize(
     device: Annotated[str, DEVICE] = "auto",
     callback: Callable[[StyleProgress], None] | None = None,
     log: Callable[[str], None] | None = None,
+    start: Image.Image | Tensor | None = None,
+    extra_losses: dict[str, Callable[[Tensor], Tensor]] | None = None,
 ) -> Image.Image:
     """Repaint `content` in the style of `styles`; returns an RGB image whose long edge is `size`.
 
@@ -132,7 +140,17 @@ def stylize(
         in 0..1) or L-BFGS's learning rate.
     backbone: "lite0" (EfficientNet-Lite0, ImageNet weights shipped with its package) or "vgg19"
         (torchvision's ImageNet weights, downloaded once); weights: a local weights file instead.
-    scales: optimise at `scales` sizes, each twice the previous, ending at `size` (coarse to fine).
+    scales, base_size: optimise at `scales` sizes, each twice the previous, ending at `size` (coarse
+        to fine) with `steps` at each. A larger `size` than `base_size` first ends them at `size`
+        halved until it is `base_size` or less, then doubles the picture up to `size` with half the
+        steps of the scale before at each doubling (at least MIN_FINE_STEPS): the strokes of a
+        `base_size` picture, at a fraction of the time (see `scale_schedule`). Pictures larger than
+        the memory allows are optimised tile by tile, with the same gradient (`_TiledTerms`).
+        Three scales (128, 256, 512 px) are the default because the strokes, laid out at 128 px,
+        then come out at the painting's scale (benchmarks/stroke_scale.py); two left a fine
+        texture, four lose the scene.
+    style_octaves: also match the painting's Gram matrices with picture and painting both halved,
+        up to `style_octaves` - 1 times (larger strokes, some colour speckle; off by default).
     style_weights: one weight per style ("0.7,0.3" or a list), normalised to sum to 1.
     style_scale: size of the style image relative to the output (larger: larger brush strokes).
     preserve_color: "none", "luminance" (transfer only the brightness) or "histogram" (match the
@@ -142,6 +160,11 @@ def stylize(
     max_size: inputs with a longer edge are reduced first (with a message through `log`).
     device: "auto" (cuda, then mps, then cpu), "cpu", "cuda" or "mps".
     callback: called with a StyleProgress after every step.
+    start: a picture (PIL, or a (1, 3, H, W) tensor in 0..1) to optimise from instead of `init`'s;
+        `ganforge.stylevideo` passes the previous frame's result, warped to this frame.
+    extra_losses: name -> function of the image being optimised ((1, 3, h, w) in 0..1; with
+        "luminance", its brightness in all three channels) returning a weighted scalar loss that
+        is added to the others and reported under that name.
     """
     # ---- check everything before any heavy work
     check(stylize, locals())  # first, so that locals() holds the arguments alone
@@ -166,13 +189,18 @@ def stylize(
         log(f"--style-scale {style_scale:g} is more than {MAX_STYLE_SCALE:g}, where the picture shows a quarter of the painting's width; using {MAX_STYLE_SCALE:g}.")
         style_scale = MAX_STYLE_SCALE
     dev = pick_device(device)
-    sizes = [fit_long_edge(content_img.size, max(16, round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
+    # A start picture has its strokes already: it is refined at `size` and `scales` alone.
+    schedule = scale_schedule(content_img.size, size, scales, steps, size if start is not None else base_size)
+    sizes = [wh for wh, _ in schedule]
     smallest = min([min(wh) for wh in sizes] + [min(style_size(s.size, max(sizes[0]), style_scale, max_size)) for s in style_imgs])
     if smallest < MIN_SIDE[backbone]:
         raise GanforgeError(f"--size {size} with --scales {scales} is too small for {backbone}: its smallest picture would be {smallest} px "
                             f"on its short side, and {backbone} needs {MIN_SIDE[backbone]}; raise --size or lower --scales.")
-    check_memory(backbone, content_img.size, [s.size for s in style_imgs], size, style_scale, max_size, dev)
-    net = build_backbone(backbone, pretrained=True, weights=weights).to(dev)
+    tile = check_memory(backbone, content_img.size, [s.size for s in style_imgs], size, style_scale, max_size, dev)
+    if tile is not None and sizes[-1][0] * sizes[-1][1] > tile:
+        log(f"{sizes[-1][0]}x{sizes[-1][1]} px: the scales larger than {tile / 2**20:g} Mpx are optimised tile by tile "
+            "(the same result, with less memory and more time).")
+    net = _network(backbone, weights, dev)
 
     # ---- colour handling (Gatys et al., "Preserving Color in Neural Artistic Style Transfer")
     content_t = to_tensor(content_img)
@@ -187,18 +215,23 @@ def stylize(
 
     # ---- coarse to fine
     full_w, full_h = fit_long_edge(content_img.size, size)
-    total = steps * scales
+    total = sum(n for _, n in schedule)
     gen = torch.Generator().manual_seed(seed)
     image: Tensor | None = None
     step = 0
     weights_ = dict(content=content_weight, style=style_weight, tv=tv_weight)
 
-    for scale_idx, (w, h) in enumerate(sizes):
+    for scale_idx, ((w, h), scale_steps) in enumerate(schedule):
         c = resize_image(content_t, (w, h)).to(dev)
         targets = StyleTargets(net, recipe, c, [resize_image(s, style_size(s.shape[-1:-3:-1], max(w, h), style_scale, max_size))
-                                                for s in style_ts], mix, c_layers, s_layers, dev)
+                                                for s in style_ts], mix, c_layers, s_layers, dev, octaves=style_octaves, tile=tile)
         if image is None:
-            if init == "random":
+            if start is not None:
+                # A copy: the optimiser changes `image` in place, and the caller's tensor must stay as it was.
+                image = resize_image(to_tensor(start) if isinstance(start, Image.Image) else start.detach().cpu().float().clone(), (w, h)).to(dev)
+                if colours is not None:  # "luminance" optimises brightness alone
+                    image = luma(image).repeat(1, 3, 1, 1)
+            elif init == "random":
                 image = torch.rand(1, 3, h, w, generator=gen).to(dev)
             elif preserve_color == "none":
                 image = match_color(c, targets.style_pixels)
@@ -215,12 +248,13 @@ def stylize(
         else:
             opt = torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=50)
 
-        for _ in range(steps):
+        for _ in range(scale_steps):
             record: dict[str, float] = {}
 
             def evaluate() -> Tensor:
                 opt.zero_grad(set_to_none=True)
                 weighted = {k: weights_[k] * v for k, v in targets.losses(image).items()}
+                weighted |= {k: f(image) for k, f in (extra_losses or {}).items()}
                 loss = sum(weighted.values())
                 loss.backward()
                 record.update({k: v.item() for k, v in weighted.items()}, total=loss.item())
@@ -239,10 +273,36 @@ def stylize(
             if save_every and step % save_every == 0:
                 save_image_atomic(as_pil(), _intermediate_path(Path(save_path), step))
             if callback is not None:
-                callback(StyleProgress(step, total, scale_idx + 1, scales, (w, h), record, as_pil))
+                callback(StyleProgress(step, total, scale_idx + 1, len(schedule), (w, h), record, as_pil))
 
     assert image is not None
     return _finish(image, (full_w, full_h), colours)
+
+
+MIN_FINE_STEPS = 20  # the fewest steps at a doubling above --base-size (unless --steps is fewer)
+
+
+def scale_schedule(content_wh: Sequence[int], size: int, scales: int, steps: int, base_size: int) -> list[tuple[tuple[int, int], int]]:
+    """[((width, height), steps)] of each scale, coarse to fine.
+
+    `scales` sizes, each twice the previous, with `steps` each, end at the long edge `size` or,
+    when `size` is above `base_size`, at `size` halved as often as it takes to reach `base_size`
+    or less; the doublings from there to `size` get half the steps of the scale before. A scale's
+    cost grows with its pixels, so each doubling then costs only about twice the one before, and
+    the strokes, drawn at the small scales, are those of a `base_size` picture. With 3 scales of
+    150 steps and a base of 512 px, 4096 px is optimised at 128, 256, 512 (150 steps each), 1024
+    (75), 2048 (38) and 4096 px (20).
+    """
+    doublings = 0
+    while size / 2**doublings > base_size:
+        doublings += 1
+    n = scales + doublings
+    out = []
+    for i in range(n):
+        above = i - (scales - 1)  # > 0: this scale is the `above`-th doubling past the base
+        n_steps = steps if above <= 0 else max(math.ceil(steps / 2**above), min(steps, MIN_FINE_STEPS))
+        out.append((fit_long_edge(content_wh, max(16, round(size / 2 ** (n - 1 - i)))), n_steps))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,19 +356,28 @@ class StyleTargets:
     """The content features and the blended style Gram matrices for one scale, and the losses."""
 
     def __init__(self, net, recipe: BackboneRecipe, content: Tensor, styles: list[Tensor],
-                 mix: list[float], c_layers: list[str], s_layers: list[str], device: torch.device):
+                 mix: list[float], c_layers: list[str], s_layers: list[str], device: torch.device, octaves: int = 1,
+                 tile: int | None = None):
         self.net, self.recipe = net, recipe
         self.c_layers, self.s_layers = c_layers, s_layers
         self.layers = list(dict.fromkeys(c_layers + s_layers))
+        self.octaves = octaves
+        # tile: the most pixels of a picture optimised that the network sees at once (None: any);
+        # larger pictures go tile by tile (see `_TiledTerms`). Not with swag: its softmax spans the
+        # whole picture.
+        self.tile = tile if recipe.swag_temperature is None else None
+        self.tiler = Tiler(net, self.layers) if self.tile else None
         with torch.no_grad():
-            feats = self.net.features(content, self.layers)
-            self.content = {k: feats[k] for k in c_layers}
-            self.grams: dict[str, Tensor] = {}
+            _, self.content = self._statistics(content, [], c_layers)
+            # grams[(octave, layer)]: the painting halved `octave` times, so that a layer's fixed
+            # receptive field spans twice as much of the painting at each octave.
+            self.grams: dict[tuple[int, str], Tensor] = {}
             for s, m in zip(styles, mix):
-                sf = self.net.features(s.to(device), s_layers)
-                for k in s_layers:
-                    g = m * gram_matrix(self._treat(sf[k]))
-                    self.grams[k] = self.grams[k] + g if k in self.grams else g
+                for o in range(octaves):
+                    sg, _ = self._statistics(halve(s.to(device), o), s_layers, [])
+                    for k in s_layers:
+                        g = m * sg[k]
+                        self.grams[o, k] = self.grams[o, k] + g if (o, k) in self.grams else g
         # All style pixels together, for recolouring the initial image to the paintings' palette.
         self.style_pixels = torch.cat([s.reshape(3, -1) for s in styles], dim=1).to(device)
 
@@ -316,13 +385,136 @@ class StyleTargets:
         t = self.recipe.swag_temperature
         return f if t is None else swag(f, t)
 
+    def _statistics(self, x: Tensor, layers: list[str], keep: list[str]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Without gradients: picture x's Gram matrices at `layers` and whole feature maps at `keep`."""
+        if self.tiler is None or x.shape[-2] * x.shape[-1] <= NO_GRAD_TILES * self.tile:
+            f = self.net.features(x, list(dict.fromkeys(layers + keep)))
+            return {k: gram_matrix(self._treat(f[k])) for k in layers}, {k: f[k] for k in keep}
+        grams, kept, _ = tiled_statistics(self.net, self.tiler, x, NO_GRAD_TILES * self.tile, layers, keep)
+        return grams, kept
+
     def losses(self, image: Tensor) -> dict[str, Tensor]:
-        feats = self.net.features(image, self.layers)
+        if self.tiler is not None and image.shape[-2] * image.shape[-1] > self.tile:
+            content, style = _TiledTerms.apply(self, *[halve(image, o) for o in range(self.octaves)])
+            return dict(content=content, style=style, tv=total_variation(image))
+        feats = [self.net.features(image, self.layers)]
+        feats += [self.net.features(halve(image, o), self.s_layers) for o in range(1, self.octaves)]
+        stats = {(o, k): gram_matrix(self._treat(feats[o][k])) for o, k in self.grams}
+        return self.terms({k: feats[0][k] for k in self.content}, stats) | dict(tv=total_variation(image))
+
+    def terms(self, feats: dict[str, Tensor], stats: dict[tuple[int, str], Tensor]) -> dict[str, Tensor]:
+        """The content and style losses from the picture's features at the content layers and its Gram
+        matrices (keyed like `grams`); the tiled path computes those two tile by tile."""
         # Each term is a relative error, so layers of any magnitude count alike.
         content = sum(F.mse_loss(feats[k], v) / (v.square().mean() + 1e-8) for k, v in self.content.items())
-        style = sum(F.mse_loss(gram_matrix(self._treat(feats[k])), g) / (g.square().mean() + 1e-8)
-                    for k, g in self.grams.items())
-        return dict(content=content / len(self.content), style=style / len(self.grams), tv=total_variation(image))
+        style = sum(F.mse_loss(stats[key], g) / (g.square().mean() + 1e-8) for key, g in self.grams.items())
+        return dict(content=content / len(self.content), style=style / len(self.grams))
+
+
+def halve(x: Tensor, times: int) -> Tensor:
+    """(B, C, H, W) reduced `times` times to half its size, antialiased (differentiable)."""
+    if times == 0:
+        return x
+    h, w = x.shape[-2:]
+    size = (max(1, round(h / 2**times)), max(1, round(w / 2**times)))
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Large pictures, tile by tile
+#
+# A 4096x3072 picture would need ~20 GB of activations for one step (MEMORY_MODEL). The losses
+# are sums over positions, or functions of such sums (the Gram matrices), so the exact gradient
+# can be had a tile at a time: first every Gram matrix, accumulated over tiles without gradients;
+# then, per tile, the features again with gradients and a backward pass of a surrogate whose
+# gradient is the true one. ganforge.tiles makes the tiles' features equal the whole picture's.
+
+
+@torch.no_grad()
+def tiled_statistics(net, tiler: Tiler, x: Tensor, budget: int, layers: list[str], keep: list[str]
+                     ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, int]]:
+    """Picture x's Gram matrices at `layers`, whole feature maps at `keep`, and the number of
+    positions at each of `layers`, computed on tiles of at most `budget` pixels."""
+    sums: dict[str, Tensor] = {}
+    positions = dict.fromkeys(layers, 0)
+    rows: dict[str, list[Tensor]] = {k: [] for k in keep}
+    for row in tiler.tiles(*x.shape[-2:], budget):
+        pieces: dict[str, list[Tensor]] = {k: [] for k in keep}
+        for tile in row:
+            feats = net.features(x[tile.crop], list(dict.fromkeys(layers + keep)))
+            for k in layers:
+                own = tile.own(feats[k], tiler.stride[k])
+                n = own.shape[-2] * own.shape[-1]
+                if n == 0:  # a sliver at the far edge that a deep layer's positions do not reach
+                    continue
+                sums[k] = sums[k] + n * gram_matrix(own) if k in sums else n * gram_matrix(own)
+                positions[k] += n
+            for k in keep:
+                pieces[k].append(tile.own(feats[k], tiler.stride[k]))
+        for k in keep:
+            rows[k].append(torch.cat(pieces[k], dim=-1))
+    grams = {k: sums[k] / positions[k] for k in layers}
+    return grams, {k: torch.cat(rows[k], dim=-2) for k in keep}, positions
+
+
+class _TiledTerms(torch.autograd.Function):
+    """StyleTargets.terms (content, style) of a picture given at each octave, tile by tile.
+
+    Forward: the whole picture's content features and Gram matrices G, tile by tile without
+    gradients, the two losses from them, and the losses' gradients with respect to those small
+    tensors. Backward, per tile: the features again, with gradients, and the gradient of
+    sum <dL/dG, G_tile> + sum <dL/dF, F_tile>, where G_tile is the tile's share of G and F_tile its
+    own content features. That is the true gradient: L depends on the picture only through G (a
+    sum of the tiles' shares) and F (the tiles' parts put together).
+    """
+
+    @staticmethod
+    def forward(ctx, targets: StyleTargets, *octaves: Tensor) -> tuple[Tensor, Tensor]:
+        feats: dict[str, Tensor] = {}
+        stats: dict[tuple[int, str], Tensor] = {}
+        ctx.positions = {}
+        for o, x in enumerate(octaves):
+            layers = [k for oo, k in targets.grams if oo == o]
+            grams, kept, positions = tiled_statistics(targets.net, targets.tiler, x, targets.tile, layers,
+                                                      targets.c_layers if o == 0 else [])
+            stats |= {(o, k): g for k, g in grams.items()}
+            ctx.positions |= {(o, k): n for k, n in positions.items()}
+            feats |= kept
+        leaves = [t.requires_grad_(True) for t in (*feats.values(), *stats.values())]
+        with torch.enable_grad():
+            terms = targets.terms(feats, stats)
+            grads = torch.autograd.grad(terms["content"] + terms["style"], leaves)
+        ctx.d_feats = dict(zip(feats, grads[:len(feats)]))
+        ctx.d_stats = dict(zip(stats, grads[len(feats):]))
+        ctx.targets = targets
+        ctx.save_for_backward(*octaves)
+        return terms["content"].detach(), terms["style"].detach()
+
+    @staticmethod
+    def backward(ctx, d_content: Tensor, d_style: Tensor):
+        t = ctx.targets
+        grads = []
+        for o, x in enumerate(ctx.saved_tensors):
+            layers = list(t.layers) if o == 0 else [k for oo, k in t.grams if oo == o]
+            grad = torch.zeros_like(x)
+            for tile in [tile for row in t.tiler.tiles(*x.shape[-2:], t.tile) for tile in row]:
+                with torch.enable_grad():
+                    part = x[tile.crop].detach().requires_grad_(True)
+                    feats = t.net.features(part, layers)
+                    surrogate = part.new_zeros(())
+                    for k in layers:
+                        stride = t.tiler.stride[k]
+                        own = tile.own(feats[k], stride)
+                        if (o, k) in ctx.d_stats and own.numel():
+                            share = gram_matrix(own) * (own.shape[-2] * own.shape[-1] / ctx.positions[o, k])
+                            surrogate = surrogate + d_style * (ctx.d_stats[o, k] * share).sum()
+                        if o == 0 and k in ctx.d_feats:
+                            r, c = tile.origin(stride)
+                            d_f = ctx.d_feats[k][..., r:r + own.shape[-2], c:c + own.shape[-1]]
+                            surrogate = surrogate + d_content * (d_f * own).sum()
+                    grad[tile.crop] += torch.autograd.grad(surrogate, part)[0]
+            grads.append(grad)
+        return (None, *grads)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,8 +566,21 @@ def _with_luminance(colour: Tensor, y: Tensor) -> Tensor:
 # between quiet and busy moments of one machine), with that much to spare. On a GPU the network
 # and the pixels count, not the interpreter (these per-pixel figures are assumed there; they were
 # measured on a CPU).
-MEMORY_MODEL = {"lite0": (1000e6, 1900.0, 700.0), "vgg19": (2000e6, 1700.0, 850.0)}
+#
+# A picture optimised tile by tile needs one tile's activations at a time, plus the last figure
+# per pixel of the whole picture: itself, its gradient, Adam's moments, the photo and its content
+# features at that scale, and the previous scale's leftovers (measured 105-210 bytes at 1536 and
+# 2048 px in tiles of 0.5 and 1 Mpx; a default 4096x3072 run in 4-Mpx tiles peaked at 8.1 GB
+# against an estimate of 12.4 GB).
+MEMORY_MODEL = {"lite0": (1000e6, 1900.0, 700.0, 250.0), "vgg19": (2000e6, 1700.0, 850.0, 250.0)}
 NETWORK_BYTES = {"lite0": 50e6, "vgg19": 200e6}  # on a GPU
+# A pass without gradients needs at most half the bytes per pixel of an optimised one (above), so
+# its tiles may hold twice as many pixels.
+NO_GRAD_TILES = 2
+# The tile sizes tried, largest first, when a whole picture does not fit: halving a tile adds
+# halo work (at 4096x3072 px, lite0 computes 1.2x the picture's pixels in 4-Mpx tiles, 1.5x in
+# 2-Mpx ones, 3.5x in 0.5-Mpx ones), so the largest that fits is taken.
+TILES = (2**22, 2**21, 2**20, 2**19)
 
 
 def style_size(style_wh: Sequence[int], long_edge: int, style_scale: float, max_size: int) -> tuple[int, int]:
@@ -385,12 +590,19 @@ def style_size(style_wh: Sequence[int], long_edge: int, style_scale: float, max_
 
 
 def estimate_memory(backbone: str, content_wh: Sequence[int], style_whs: list[Sequence[int]], size: int, style_scale: float,
-                    max_size: int, gpu: bool = False) -> int:
-    """Peak bytes of `stylize` with these settings, in the process (or on the GPU); see MEMORY_MODEL."""
-    base, per_optimised, per_style = MEMORY_MODEL[backbone]
+                    max_size: int, gpu: bool = False, tile: int | None = None) -> int:
+    """Peak bytes of `stylize` with these settings, in the process (or on the GPU), when the network
+    sees at most `tile` pixels at once (None: whole pictures); see MEMORY_MODEL."""
+    base, per_optimised, per_style, per_kept = MEMORY_MODEL[backbone]
     w, h = fit_long_edge(content_wh, size)  # the finest scale is the largest
+    picture = w * h
     style_pixels = max(sw * sh for sw, sh in (style_size(wh, max(w, h), style_scale, max_size) for wh in style_whs))
-    work = max(per_optimised * w * h, per_style * style_pixels)
+    kept = 0.0
+    if tile is not None and picture > tile:
+        picture, kept = tile, per_kept * picture
+    if tile is not None and style_pixels > NO_GRAD_TILES * tile:
+        style_pixels, kept = NO_GRAD_TILES * tile, kept + 24 * style_pixels  # the painting itself, and halved
+    work = max(per_optimised * picture, per_style * style_pixels) + kept
     if gpu:
         return int(NETWORK_BYTES[backbone] + work)
     inputs = 24 * (content_wh[0] * content_wh[1] + sum(sw * sh for sw, sh in style_whs))
@@ -431,24 +643,28 @@ def available_memory(device) -> int | None:
     return min(free) if free else None
 
 
-def check_memory(backbone: str, content_wh, style_whs, size: int, style_scale: float, max_size: int, device) -> None:
-    """Refuse, before any work, what would not fit in the memory available, naming the largest size that does."""
+def check_memory(backbone: str, content_wh, style_whs, size: int, style_scale: float, max_size: int, device) -> int | None:
+    """Refuse, before any work, what would not fit in the memory available, naming the largest size
+    that does. Otherwise return the most pixels the network may see at once: None when whole
+    pictures fit, else the largest of TILES that does (the largest where the memory is unknown)."""
     free = available_memory(device)
     if free is None:
-        return
+        return TILES[0]
     gpu = device.type == "cuda"
     # What is already resident (the interpreter, torch) is part of the estimate but not of the need.
     resident = 0 if gpu else (_linux_number("/proc/self/status", "VmRSS") or 0)
 
-    def need(s: int) -> int:
-        return estimate_memory(backbone, content_wh, style_whs, s, style_scale, max_size, gpu) - resident
+    def need(s: int, tile: int | None) -> int:
+        return estimate_memory(backbone, content_wh, style_whs, s, style_scale, max_size, gpu, tile) - resident
 
-    if need(size) <= 0.9 * free:
-        return
-    fits = [s for s in range(16, size, 16) if need(s) <= 0.9 * free]
+    for tile in (None, *TILES):
+        if need(size, tile) <= 0.9 * free:
+            return tile
+    fits = [s for s in range(16, size, 16) if need(s, TILES[-1]) <= 0.9 * free]
     where = "GPU memory" if gpu else "memory"
     largest = f"the largest --size that fits is about {fits[-1]}" if fits else "not even --size 16 fits; close other programs first"
-    raise GanforgeError(f"--size {size} would need about {need(size) / 1e9:.1f} GB more, but {free / 1e9:.1f} GB of {where} are free; {largest}.")
+    raise GanforgeError(f"--size {size} would need about {need(size, TILES[-1]) / 1e9:.1f} GB more, but {free / 1e9:.1f} GB of {where} "
+                        f"are free; {largest}.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -535,3 +751,23 @@ def _style_mix(value, n: int) -> list[float]:
 
 def _intermediate_path(path: Path, step: int) -> Path:
     return path.with_name(f"{path.stem}-{step:04d}{path.suffix or '.png'}")
+
+
+def _network(backbone: str, weights, device: torch.device):
+    """The feature network, kept from the previous call when it asked for the same one: a video
+    calls `stylize` once a frame, and building lite0 takes about 0.3 s (VGG-19 seconds), as long
+    as a few dozen steps of a small frame. A weights file is known by its path, size and time of
+    change, so one rewritten in place is read again."""
+    stamp = None
+    if weights is not None:
+        try:
+            st = os.stat(weights)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass  # build_backbone says what is wrong with it
+    return _built_network(backbone, None if weights is None else os.path.abspath(weights), stamp, device)
+
+
+@functools.lru_cache(maxsize=1)  # one network at most stays in memory between calls
+def _built_network(backbone: str, weights: str | None, stamp, device: torch.device):
+    return build_backbone(backbone, pretrained=True, weights=weights).to(device)
