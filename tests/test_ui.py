@@ -178,6 +178,29 @@ def test_stylize_two_small_pictures(client, tmp_path):
     assert any(str(o[0]).startswith("step ") for o in job.outputs()[:-1])  # progress shown while it worked
 
 
+def test_stylize_a_small_video(client, tmp_path):
+    import imageio.v3 as iio
+
+    from ganforge.video import write_video
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    clip, painting = tmp_path / "clip.mp4", tmp_path / "painting.png"
+    write_video([scene[:, 2 * i : 2 * i + 32] for i in range(3)], clip, fps=8)  # a pan over a random scene
+    Image.fromarray(np.kron(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8), np.ones((8, 8, 1), dtype=np.uint8))).save(painting)
+    job = client.submit(clip=gradio_client.handle_file(str(clip)), styles=[gradio_client.handle_file(str(painting))],
+                        style_weights="", size=32, steps=2, style_weight=1000, content_weight=2, preserve_color="none", backbone="lite0",
+                        frame_steps=2, temporal_weight=1000, api_name="/stylize_video")
+    text, frame, video = job.result(timeout=300)
+    assert text == "Done: 3 frames, 32x24 at 8 fps."
+    assert iio.imread(video["video"] if isinstance(video, dict) else video, index=None).shape[:3] == (3, 24, 32)
+    shown = [str(o[0]).split(" (")[0] for o in job.outputs()[:-1]]
+    assert shown == ["frame 1 of 3", "frame 2 of 3", "frame 3 of 3"]  # each frame shown as it is done
+    assert client.predict(clip=None, styles=[gradio_client.handle_file(str(painting))], style_weights="", size=32, steps=2,
+                          style_weight=1000, content_weight=2, preserve_color="none", backbone="lite0", frame_steps=2,
+                          temporal_weight=1000, api_name="/stylize_video")[0] == "Choose a video and at least one painting."
+
+
 def test_bad_input_gets_the_command_lines_sentence_and_the_page_stays_up(client, tmp_path):
     status, _ = start(client, kind="folder", folder=str(tmp_path / "no-such-folder"))
     assert status == (f"Error: {tmp_path / 'no-such-folder'}: no such folder or built-in dataset "

@@ -4,9 +4,10 @@
     run_dir = ganforge.train(ganforge.TrainConfig(data="photos/", steps=5000))
     images = ganforge.sample_images(run_dir, n=16)
     ganforge.stylize("photo.jpg", "painting.jpg").save("out.png")
+    ganforge.stylize_video("clip.mp4", "painting.jpg", "out.mp4")
 
-Layout: `gan/` trains and samples GANs, `metrics/` and `evaluate.py` score them, `style.py` and
-`backbones.py` do style transfer, `cli/` is the command line over all of them.
+Layout: `gan/` trains and samples GANs, `metrics/` and `evaluate.py` score them, `style.py`,
+`stylevideo.py` and `backbones.py` do style transfer, `cli/` is the command line over all of them.
 """
 
 from ganforge.errors import GanforgeError
@@ -21,6 +22,7 @@ _API = {
     "sample_images": "ganforge.gan.sampling",
     "evaluate": "ganforge.scoring",
     "stylize": "ganforge.style",
+    "stylize_video": "ganforge.stylevideo",
 }
 
 __all__ = ["GanforgeError", "__version__", *_API]

@@ -5,7 +5,8 @@ calling what the command line calls.
     build(Path("runs")).launch(server_name="127.0.0.1")
 
 Training runs as `ganforge train` in a child process (`ganforge.ui.jobs`); sampling and style
-transfer run in the page's own process through `ganforge.sample_images` and `ganforge.stylize`.
+transfer run in the page's own process through `ganforge.sample_images`, `ganforge.stylize` and
+`ganforge.stylize_video`.
 Every handler answers a mistake with the command line's own sentence, as text on the page.
 """
 
@@ -90,6 +91,29 @@ def number(value, label: str) -> float:
     if value is None:
         raise GanforgeError(f"{label} is empty; type a number.")
     return value
+
+
+def _in_background(result: dict, work):
+    """Run work(callback) in a thread and yield what it passes to callback as it comes; afterwards
+    result holds "value" (what work returned) or "error" (one line for the page)."""
+    updates: queue.Queue = queue.Queue()
+
+    def run():
+        try:
+            result["value"] = work(updates.put)
+        except GanforgeError as exc:
+            result["error"] = _error(exc)
+        except Exception as exc:  # the page stays up; the message says what went wrong
+            result["error"] = f"Error: {type(exc).__name__}: {exc}"
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    while thread.is_alive() or not updates.empty():
+        try:
+            yield updates.get(timeout=0.2)
+        except queue.Empty:
+            continue
+    thread.join()
 
 
 def _error(exc: Exception) -> str:
@@ -250,40 +274,48 @@ def build(runs_root: Path) -> gr.Blocks:
         if not content or not styles:
             yield "Choose a photo and at least one painting.", None, None
             return
-        updates: queue.Queue = queue.Queue()
         result: dict = {}
-
-        def work():
-            try:
-                result["image"] = stylize_fn(content, [Path(getattr(s, "name", s)) for s in styles], size=int(size), steps=int(steps),
-                                             style_weight=float(style_weight), content_weight=float(content_weight),
-                                             preserve_color=preserve_color, backbone=backbone, style_weights=style_weights or None,
-                                             callback=updates.put)
-            except GanforgeError as exc:
-                result["error"] = _error(exc)
-            except Exception as exc:  # the page stays up; the message says what went wrong
-                result["error"] = f"Error: {type(exc).__name__}: {exc}"
-
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
         shown = 0.0
-        while thread.is_alive() or not updates.empty():
-            try:
-                progress = updates.get(timeout=0.2)
-            except queue.Empty:
-                continue
+        for progress in _in_background(result, lambda callback: stylize_fn(
+                content, [Path(getattr(s, "name", s)) for s in styles], size=int(size), steps=int(steps),
+                style_weight=float(style_weight), content_weight=float(content_weight), preserve_color=preserve_color,
+                backbone=backbone, style_weights=style_weights or None, callback=callback)):
             bar((progress.step, progress.total), desc="optimising", unit="steps")
             if time.time() - shown > 1.0 or progress.step == progress.total:
                 shown = time.time()
                 yield (f"step {progress.step} of {progress.total} (scale {progress.scale} of {progress.scales}, "
                        f"{progress.size[0]}x{progress.size[1]})", progress.image(), None)
-        thread.join()
         if "error" in result:
             yield result["error"], None, None
             return
         out = Path(tempfile.mkdtemp(prefix="ganforge-stylize-")) / "stylized.png"
-        result["image"].save(out)
+        result["value"].save(out)
         yield "Done.", str(out), str(out)
+
+    from ganforge.stylevideo import stylize_video as stylize_video_fn
+
+    video_defaults = {s.name: s.default for s in settings(stylize_video_fn)}
+
+    def stylize_clip(clip, styles, style_weights, size, steps, style_weight, content_weight, preserve_color, backbone, frame_steps,
+                     temporal_weight, bar=gr.Progress()):
+        """`ganforge stylize CLIP PAINTING -o out.mp4`: frame by frame, each shown when done."""
+        if not clip or not styles:
+            yield "Choose a video and at least one painting.", None, None
+            return
+        result: dict = {}
+        out = Path(tempfile.mkdtemp(prefix="ganforge-stylize-video-")) / "stylized.mp4"
+        for progress in _in_background(result, lambda callback: stylize_video_fn(
+                clip, [Path(getattr(s, "name", s)) for s in styles], out, size=int(size), steps=int(steps),
+                frame_steps=int(frame_steps), temporal_weight=float(temporal_weight), style_weight=float(style_weight),
+                content_weight=float(content_weight), preserve_color=preserve_color, backbone=backbone,
+                style_weights=style_weights or None, callback=callback)):
+            bar((progress.index + 1, progress.total), desc="stylising", unit="frames")
+            yield f"frame {progress.index + 1} of {progress.total} ({progress.seconds:.1f} s)", progress.image(), None
+        if "error" in result:
+            yield result["error"], None, None
+            return
+        video = result["value"]
+        yield f"Done: {video.frames} frames, {video.width}x{video.height} at {video.fps:g} fps.", gr.skip(), str(video.path)
 
     with gr.Blocks(title="ganforge", analytics_enabled=False) as page:
         gr.Markdown("# ganforge\nTrain a GAN on your own pictures, watch it learn, sample it, and repaint photos in a painting's style.")
@@ -362,6 +394,19 @@ def build(runs_root: Path) -> gr.Blocks:
             stylize_status = gr.Markdown()
             stylized = gr.Image(label="Result (updates as it is optimised)", type="filepath", interactive=False)
             stylized_file = gr.File(label="Download")
+            with gr.Accordion("A video instead of a photo: each frame starts from the previous result, so it does not flicker", open=False):
+                with gr.Row():
+                    clip = gr.Video(label="Video", sources=["upload"])
+                    with gr.Column():
+                        sv_frame_steps = gr.Number(value=video_defaults["frame_steps"], precision=0, label="--frame-steps",
+                                                   info="steps for each frame after the first (--steps is the first's)")
+                        sv_temporal = gr.Number(value=video_defaults["temporal_weight"], label="--temporal-weight",
+                                                info="higher: steadier, less restyled from frame to frame")
+                        video_button = gr.Button("Stylize the video", variant="primary")
+                video_status = gr.Markdown()
+                with gr.Row():
+                    video_frame = gr.Image(label="Latest frame", type="filepath", interactive=False)
+                    video_result = gr.Video(label="Result", interactive=False)
 
         start_button.click(start, [kind, builtin, folder, uploads, preset, size, steps, arch, *fields], [status, run_choice], api_name="start")
         stop_button.click(stop, None, status, api_name="stop")
@@ -377,4 +422,6 @@ def build(runs_root: Path) -> gr.Blocks:
         export_button.click(export, [sample_run, sample_upload, export_format], [export_status, export_file], api_name="export")
         stylize_button.click(stylize, [photo, paintings, style_weights, st_size, st_steps, st_style, st_content, st_color, st_backbone],
                              [stylize_status, stylized, stylized_file], api_name="stylize")
+        video_button.click(stylize_clip, [clip, paintings, style_weights, st_size, st_steps, st_style, st_content, st_color, st_backbone,
+                                          sv_frame_steps, sv_temporal], [video_status, video_frame, video_result], api_name="stylize_video")
     return page
