@@ -112,6 +112,10 @@ def test_large_sizes_add_doublings_with_fewer_steps():
         ((256, 192), 150), ((512, 384), 150), ((1024, 768), 75), ((2048, 1536), 38), ((4096, 3072), 20)]
     assert scale_schedule((4000, 3000), 2048, 3, 30, 512) == [((128, 96), 30), ((256, 192), 30), ((512, 384), 30),
                                                              ((1024, 768), 20), ((2048, 1536), 20)]
+    # the base is the halving nearest --base-size: 640 and 1280 start from a 640-px run, 750 from 375
+    assert [wh[0] for wh, _ in scale_schedule((4000, 3000), 640, 3, 150, 512)] == [160, 320, 640]
+    assert [wh[0] for wh, _ in scale_schedule((4000, 3000), 1280, 3, 150, 512)] == [160, 320, 640, 1280]
+    assert [wh[0] for wh, _ in scale_schedule((4000, 3000), 750, 3, 150, 512)] == [94, 188, 375, 750]
     # at --base-size or below, as before: --scales sizes ending at --size, --steps each
     assert scale_schedule((4000, 3000), 512, 2, 150, 512) == [((256, 192), 150), ((512, 384), 150)]
     assert scale_schedule((4000, 3000), 4096, 2, 150, 4096) == [((2048, 1536), 150), ((4096, 3072), 150)]

@@ -279,7 +279,8 @@ def test_cli_interrupted_then_resumed(inputs, tmp_path, monkeypatch):
     assert iio.imread(tmp_path / "out.mp4", index=None).shape[0] == 4
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "empty_folder", "odd_sizes", "bad_suffix", "picture_out", "video_option_for_a_photo"])
+@pytest.mark.parametrize("case", ["missing", "corrupt", "empty_folder", "odd_sizes", "bad_suffix", "picture_out", "onto_itself",
+                                  "video_option_for_a_photo"])
 def test_cli_bad_input_is_one_sentence(inputs, tmp_path, case):
     corrupt = tmp_path / "broken.mp4"
     corrupt.write_bytes(b"this is not really a video" * 20)
@@ -295,6 +296,7 @@ def test_cli_bad_input_is_one_sentence(inputs, tmp_path, case):
         "odd_sizes": ([tmp_path / "odd", style, "-o", out], "must all have one size: a.png is 32x24 but b.png is 30x24."),
         "bad_suffix": ([inputs / "clip.mp4", style, "-o", tmp_path / "out.xyz"], "unknown video suffix '.xyz'"),
         "picture_out": ([inputs / "clip.mp4", style, "-o", tmp_path / "out.png"], "is a video: write an .mp4, a .gif, or a folder"),
+        "onto_itself": ([inputs / "clip.mp4", style, "-o", inputs / "clip.mp4"], "is the video the frames come from"),
         "video_option_for_a_photo": ([inputs / "folder" / "shot0.png", style, "--frame-steps", 3, "-o", tmp_path / "o.png"],
                                      "--frame-steps is for a video or a folder of frames"),
     }[case]

@@ -286,15 +286,17 @@ def scale_schedule(content_wh: Sequence[int], size: int, scales: int, steps: int
     """[((width, height), steps)] of each scale, coarse to fine.
 
     `scales` sizes, each twice the previous, with `steps` each, end at the long edge `size` or,
-    when `size` is above `base_size`, at `size` halved as often as it takes to reach `base_size`
-    or less; the doublings from there to `size` get half the steps of the scale before. A scale's
+    when `size` is well above `base_size`, at `size` halved as often as it takes to come nearest to
+    `base_size` (within a factor of sqrt(2), so that 640 px and 1,280 px both start from a
+    640-px run, not from a 320-px one whose coarsest scale would lose the scene); the doublings
+    from there to `size` get half the steps of the scale before. A scale's
     cost grows with its pixels, so each doubling then costs only about twice the one before, and
     the strokes, drawn at the small scales, are those of a `base_size` picture. With 3 scales of
     150 steps and a base of 512 px, 4096 px is optimised at 128, 256, 512 (150 steps each), 1024
     (75), 2048 (38) and 4096 px (20).
     """
     doublings = 0
-    while size / 2**doublings > base_size:
+    while size / 2 ** (doublings + 1) >= base_size / math.sqrt(2):
         doublings += 1
     n = scales + doublings
     out = []

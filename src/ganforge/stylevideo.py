@@ -289,8 +289,9 @@ def _open_video(path: Path) -> FrameSource:
 def frames_folder(output: str | os.PathLike) -> Path:
     """Where the frames of `output` are written as they are made: the folder itself for a folder
     output, else a hidden folder beside the .mp4 or .gif (`.out.mp4.frames/`)."""
+    kind = video_kind(output)  # before Path(), which drops the trailing slash that marks a folder
     output = Path(output)
-    return output if video_kind(output) == "frames" else output.parent / f".{output.name}.frames"
+    return output if kind == "frames" else output.parent / f".{output.name}.frames"
 
 
 def frames_written(folder: Path) -> int:
@@ -366,19 +367,22 @@ def stylize_video(
         raise GanforgeError("--save-every is for a single picture; a video's frames are written as they are made.")
 
     # ---- the input and the output, refused before any work
-    output = Path(output)
+    raw, output = output, Path(output)  # raw keeps a trailing slash, which makes "styled.v2/" a folder
     if output.suffix.lower() in Image.registered_extensions() and output.suffix.lower() != ".gif":
         what = "a folder of frames" if Path(source).is_dir() else "a video"
         raise GanforgeError(f"{output} is a picture, but {source} is {what}: write an .mp4, a .gif, or a folder of PNG frames.")
-    frames_dir = frames_folder(output)
+    frames_dir = frames_folder(raw)
     src = open_frames(source)
     if frames_dir.resolve() == src.path.resolve():
         raise GanforgeError(f"{output} is the folder the frames come from; write the result to another folder.")
     rate = fps or src.fps or FOLDER_FPS
-    kind = check_video_path(output, rate)
+    kind = check_video_path(raw, rate)
+    if kind != "frames" and output.resolve() == src.path.resolve():
+        raise GanforgeError(f"{output} is the video the frames come from; write the result to another file.")
     done_before = frames_written(frames_dir)
-    if done_before and not resume:
-        raise GanforgeError(f"{frames_dir} already holds {done_before} frames of an earlier run; pass --resume to continue it, "
+    existing = sum(1 for p in frames_dir.iterdir() if _FRAME_FILE.match(p.name)) if frames_dir.is_dir() else 0
+    if existing and not resume:  # any frame, even after a gap, is work that must not be overwritten
+        raise GanforgeError(f"{frames_dir} already holds {existing} frames of an earlier run; pass --resume to continue it, "
                             f"or delete {frames_dir} to start again.")
     if done_before > src.total:
         raise GanforgeError(f"{frames_dir} holds {done_before} frames but {src.path} has {src.total}; was it made from another "
@@ -454,6 +458,8 @@ def stylize_video(
             if src.audio and not keep_sound:
                 log(f"the sound of {src.path} is left out: at {rate:g} fps instead of {src.fps:g} the video is of another length.")
             audio = keep_sound and _copy_audio(video, src.path, output)
+            if keep_sound and not audio:
+                log(f"the sound of {src.path} could not be copied into an MP4 as it is; {output} has none.")
             if not audio:
                 try:
                     os.replace(video, output)
