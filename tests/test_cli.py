@@ -62,6 +62,26 @@ def test_resume_rejects_changed_settings(trained):
     one_line_error(run("train", "--resume", trained.parent), "not a ganforge run folder")
 
 
+def test_resume_refuses_weights_that_do_not_fit_in_one_sentence(tmp_path):
+    import shutil
+
+    import torch
+
+    from ganforge.gan.checkpoint import load_checkpoint
+
+    run_dir = train(TrainConfig(size=16, g_width=8, d_width=8, batch_size=16, latent_dim=16, steps=2, checkpoint_every=2),
+                    tmp_path / "run", sinks=[])
+    path = sorted((run_dir / "checkpoints").iterdir())[-1]  # the newest, which --resume loads
+    state = load_checkpoint(path)
+    state["discriminator"]["extra.bias"] = torch.zeros(3)  # as a checkpoint of a D with one more layer would have
+    torch.save(state, path)
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    shutil.copy(path, tmp_path / "checkpoint.bak")
+    one_line_error(run("train", "--resume", run_dir, "--steps", 4), "weights do not fit")
+    assert sorted(p.name for p in run_dir.rglob("*")) == before  # nothing written, nothing lost
+    assert path.read_bytes() == (tmp_path / "checkpoint.bak").read_bytes()
+
+
 def test_existing_run_folder_is_not_overwritten(trained):
     one_line_error(run("train", "--run-dir", trained, "--steps", 1), "--resume")
 

@@ -169,7 +169,12 @@ class TrainingLoop:
             self.emit(Log(note, "warning"))
         self.health = HealthChecks(cfg, data.images if self.main else None, dev)  # samples and scores are rank 0's
         if state is not None:
-            self.trainer.load_state_dict(state)
+            try:
+                self.trainer.load_state_dict(state)
+            except (RuntimeError, KeyError, ValueError, TypeError):  # torch names every mismatched tensor; one line is enough
+                raise GanforgeError(f"{self.folder}: its checkpoint's weights do not fit the {self.trainer.family.title} that its "
+                                    f"settings describe (made by another version, or altered); start a new run, or resume it with "
+                                    f"the version that made it.") from None
             if "health" in state:
                 self.health.load_state_dict(state["health"])
             self.elapsed_before = float(state.get("elapsed_s", 0.0))
