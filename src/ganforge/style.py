@@ -564,7 +564,8 @@ def _with_luminance(colour: Tensor, y: Tensor) -> Tensor:
 # kept for the backward pass, the gradient, Adam's moments) or of the largest style image whose
 # features are taken (no gradient), whichever is more, plus the inputs as floats (12 bytes a
 # pixel, twice). Measured on a CPU at sizes up to 1536 px by benchmarks/stylize_memory.py (lite0:
-# 0.89 GB + 1,360-1,520 and 420-480 bytes per pixel; the same run's peak varied by up to 25%
+# 0.89 GB + 1,360-1,520 and 420-480 bytes per pixel, and later up to 800 bytes per pixel of a
+# painting read at 1536x1024; the same run's peak varied by up to 25%
 # between quiet and busy moments of one machine), with that much to spare. On a GPU the network
 # and the pixels count, not the interpreter (these per-pixel figures are assumed there; they were
 # measured on a CPU).
@@ -574,7 +575,7 @@ def _with_luminance(colour: Tensor, y: Tensor) -> Tensor:
 # features at that scale, and the previous scale's leftovers (measured 105-210 bytes at 1536 and
 # 2048 px in tiles of 0.5 and 1 Mpx; a default 4096x3072 run in 4-Mpx tiles peaked at 8.1 GB
 # against an estimate of 12.4 GB).
-MEMORY_MODEL = {"lite0": (1000e6, 1900.0, 700.0, 250.0), "vgg19": (2000e6, 1700.0, 850.0, 250.0)}
+MEMORY_MODEL = {"lite0": (1000e6, 1900.0, 900.0, 250.0), "vgg19": (2000e6, 1700.0, 850.0, 250.0)}
 NETWORK_BYTES = {"lite0": 50e6, "vgg19": 200e6}  # on a GPU
 # A pass without gradients needs at most half the bytes per pixel of an optimised one (above), so
 # its tiles may hold twice as many pixels.
