@@ -94,8 +94,14 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
     name, _, items = text.partition(":")
     types = {s.name: s.type for s in options.settings(TrainConfig)}
-    out = {}
+    pairs = []
     for item in filter(None, items.split(",")):
+        if "=" in item or not pairs:
+            pairs.append(item)
+        else:  # a list value, such as augment_policy=color,translation,cutout
+            pairs[-1] += "," + item
+    out = {}
+    for item in pairs:
         key, _, value = item.partition("=")
         if key not in types:
             raise SystemExit(f"unknown setting {key!r} in variant {text!r}")

@@ -60,6 +60,10 @@ def final_weights(run: Path) -> dict:
     return {f"{net}.{k}": v for net in ("generator", "discriminator") for k, v in state[net].items()}
 
 
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def wait_for(predicate, proc, timeout=120.0, poll=0.0005) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -94,6 +98,7 @@ def test_killed_at_any_moment_the_run_resumes_to_the_uninterrupted_weights(tmp_p
     # middle of checkpoint writes; each moment is watched for rather than timed, so that a fast
     # or a slow machine kills at the same places
     plan = [rng.uniform(0.2, 1.0) for _ in range(2)] + ["settings"] * 2 + [rng.randint(1, 25) for _ in range(6)] + ["write"] * 6
+    kills = []  # (moment, newest checkpoint before, after): what a failure reports
     for moment in plan:
         launched = time.time()
         before = set(os.listdir(run / "checkpoints")) if (run / "checkpoints").is_dir() else set()
@@ -111,6 +116,7 @@ def test_killed_at_any_moment_the_run_resumes_to_the_uninterrupted_weights(tmp_p
         assert proc.poll() is None, "the run ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
+        kills.append((moment, start_step, newest_step(run)))
         if RunFolder(run).checkpoint_files():  # the newest checkpoint is complete, and it is what a resume reads
             step, newest = RunFolder(run).checkpoint_files()[-1]
             assert load_checkpoint(newest)["step"] == step
@@ -120,8 +126,17 @@ def test_killed_at_any_moment_the_run_resumes_to_the_uninterrupted_weights(tmp_p
         if code == 0:
             break
         pytest.fail(err)
-    whole, cut = final_weights(tmp_path / "whole"), final_weights(run)
-    assert whole.keys() == cut.keys() and all(torch.equal(whole[k], cut[k]) for k in whole)
+    cut = final_weights(run)
+    if not same_weights(final_weights(tmp_path / "whole"), cut):
+        # PyTorch's CPU kernels are, rarely, not bit-reproducible from one process to the next: one
+        # uninterrupted run among some eighty differed from the rest in the 7th digit of its very
+        # first loss. A second uninterrupted run tells a reference that went astray from a resume that did.
+        code, _, err = finish(ganforge("train", *TINY, *steps, "--run-dir", tmp_path / "again"))
+        assert code == 0, err
+        again = final_weights(tmp_path / "again")
+        agreeing = same_weights(final_weights(tmp_path / "whole"), again)
+        assert same_weights(again, cut), (f"the resumed run differs from {'two agreeing' if agreeing else 'two disagreeing'} "
+                                          f"uninterrupted runs; kills at {kills}")
     assert not list(run.rglob("*.tmp")) and not (run / ".starting").exists()  # what the kills left was cleared up
     steps_logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss_d"' in line]
     assert steps_logged == list(range(2, 401, 2))
