@@ -12,9 +12,9 @@ from ganforge.cli import cli
 from ganforge.errors import GanforgeError
 from ganforge.gan.config import TrainConfig, apply_preset
 from ganforge.gan.families.base import ModelConfig
-from ganforge.gan.families.fastgan import Excite, FastGANDiscriminator
+from ganforge.gan.families.fastgan import Excite, FastGANDiscriminator, Noise
 from ganforge.gan.loop import TrainingInterrupted, resume_training, train
-from ganforge.gan.networks import build_discriminator, build_generator
+from ganforge.gan.networks import build_discriminator, build_generator, recalibrate_batchnorm
 from ganforge.gan.rundir import RunFolder
 from ganforge.gan.trainer import GANTrainer
 
@@ -111,6 +111,29 @@ def test_only_the_discriminator_step_trains_the_decoders():
     assert all(p.requires_grad for p in t.D.parameters())
 
 
+def test_noise_injection_starts_silent_learns_its_weight_and_is_fixed_when_sampling():
+    torch.manual_seed(0)
+    plain = build_generator(tiny(64))
+    torch.manual_seed(0)
+    noisy = build_generator(tiny(64, g_noise=True))
+    z = torch.randn(4, 8)
+    # the noise layers take nothing from the global RNG when built, and their weights start at 0
+    assert torch.equal(plain(z), noisy(z))
+    noises = [m for m in noisy.modules() if isinstance(m, Noise)]
+    assert len(noises) == 4  # both convolutions of the 8 and 32 px blocks, the two-convolution ones below 64 px
+    cfg = apply_preset(TrainConfig(data="x", arch="fastgan", size=64, batch_size=4, latent_dim=8, g_noise=True, collapse_check=False))
+    t = GANTrainer(cfg, tiny(64, g_noise=True), torch.device("cpu"))
+    for step in range(2):
+        t.step(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8), step)
+    weights = [m.weight.item() for m in t.G.modules() if isinstance(m, Noise)]
+    assert all(w != 0 for w in weights), weights
+    t.G.train()
+    assert not torch.equal(t.G(z), t.G(z))  # fresh noise in training
+    t.G.eval()
+    assert torch.equal(t.G(z), t.G(z))  # one fixed draw when sampling
+    assert not torch.equal(recalibrate_batchnorm(t.G, 8)(z), plain.eval()(z))
+
+
 def test_arch_defaults_and_explicit_options():
     cfg = apply_preset(TrainConfig(data="x", arch="fastgan"))
     assert (cfg.loss, cfg.augment, cfg.ema, cfg.spectral_norm, cfg.lr_d, cfg.batch_size) == ("hinge", True, True, False, 4e-4, 16)
@@ -122,6 +145,7 @@ def test_arch_defaults_and_explicit_options():
     (dict(arch="fastgan", size=32), "--arch fastgan trains at 64 to 512 px"),
     (dict(size=512), "--size 512 needs --arch fastgan"),
     (dict(arch="fastgan", grow=True), "--grow builds its own convolutional networks"),
+    (dict(g_noise=True), "--g-noise is part of the fastgan family"),
 ])
 def test_refusals(kw, message):
     with pytest.raises(GanforgeError, match=message):
@@ -133,9 +157,10 @@ def _weights(run):
     return {f"{net}.{k}": v for net in ("generator", "discriminator", "generator_ema") for k, v in state[net].items()}
 
 
-def test_train_resume_sample_and_evaluate_from_the_cli(folder, tmp_path):
+@pytest.mark.parametrize("noise", [False, True], ids=["plain", "g-noise"])
+def test_train_resume_sample_and_evaluate_from_the_cli(folder, tmp_path, noise):
     common = ["train", str(folder), "--arch", "fastgan", "--g-width", "2", "--d-width", "2", "--batch-size", "8", "--latent-dim", "8",
-              "--steps", "6", "--checkpoint-every", "3", "--sample-every", "3", "--no-collapse-check"]
+              "--steps", "6", "--checkpoint-every", "3", "--sample-every", "3", "--no-collapse-check", *(["--g-noise"] if noise else [])]
     full = tmp_path / "full"
     r = CliRunner().invoke(cli, [*common, "--run-dir", str(full)])
     assert r.exit_code == 0, r.output
@@ -143,7 +168,7 @@ def test_train_resume_sample_and_evaluate_from_the_cli(folder, tmp_path):
     assert config["model"]["arch"] == "fastgan" and config["model"]["size"] == 64 and config["train"]["loss"] == "hinge"
 
     cfg = TrainConfig(data=str(folder), arch="fastgan", g_width=2, d_width=2, batch_size=8, latent_dim=8, steps=6, checkpoint_every=3,
-                      sample_every=3, collapse_check=False)
+                      sample_every=3, collapse_check=False, g_noise=noise)
     with pytest.raises(TrainingInterrupted):
         train(cfg, tmp_path / "cut", sinks=[], stop_when=lambda step: step == 4)
     resumed = resume_training(tmp_path / "cut", sinks=[])
@@ -154,6 +179,9 @@ def test_train_resume_sample_and_evaluate_from_the_cli(folder, tmp_path):
     r = CliRunner().invoke(cli, ["sample", str(full), "-n", "3", "--out-dir", str(out)])
     assert r.exit_code == 0, r.output
     assert [Image.open(p).size for p in sorted(out.glob("*.png"))] == [(64, 64)] * 3
+    again = tmp_path / "again"
+    assert CliRunner().invoke(cli, ["sample", str(full), "-n", "3", "--out-dir", str(again)]).exit_code == 0
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(sorted(out.glob("*.png")), sorted(again.glob("*.png"))))
     r = CliRunner().invoke(cli, ["evaluate", str(full), "--data", str(folder), "-n", "12", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["kid"] is not None

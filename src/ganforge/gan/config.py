@@ -80,6 +80,9 @@ class TrainConfig:
     upsample: Annotated[str | None, Opt("Generator upsampling: transposed convolutions, or nearest upsampling + conv.", choices=UPSAMPLES,
                                 default_text="transpose for dcgan, nearest for msg and --grow")] = None
     g_norm: Annotated[str, Opt("Normalisation in the generator: BatchNorm, or PixelNorm as in the progressive-growing and MSG-GAN papers.", choices=G_NORMS)] = "batch"
+    g_noise: Annotated[bool, Opt("fastgan: noise injection, per-pixel Gaussian noise after each convolution of G's two-convolution blocks, "
+                                 "scaled by a learnt weight per layer that starts at 0; drawn afresh in training, one fixed draw saved "
+                                 "with the weights when sampling, so that samples and walks repeat.")] = False
     preset: Annotated[str | None, Opt("A tested combination of the settings below: small = augmentation, EMA, half-width networks, batches of 16, "
                               "equal learning rates (for folders of 100 to 2,000 pictures); options you give yourself win.", choices=tuple(PRESETS))] = None
     preset_applied: Annotated[bool, Opt("Whether the preset's (and --conditional's) values have been filled in (so that a saved config is never "
@@ -152,6 +155,8 @@ class TrainConfig:
             raise GanforgeError(f"--size must be a power of two from 16 to 256 (512 with --arch fastgan), not {self.size}.")
         if self.arch == "fastgan" and self.size is not None and self.size < 64:
             raise GanforgeError(f"--arch fastgan trains at 64 to 512 px, not --size {self.size}; use --arch dcgan for smaller pictures.")
+        if self.g_noise and self.arch != "fastgan":
+            raise GanforgeError(f"--g-noise is part of the fastgan family; add --arch fastgan, or leave --g-noise out for --arch {self.arch}.")
         if self.size == 512 and self.arch != "fastgan":
             raise GanforgeError(f"--size 512 needs --arch fastgan; --arch {self.arch} goes up to 256.")
         if self.grow_stage_steps is not None and not self.grow:

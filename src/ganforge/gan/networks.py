@@ -61,7 +61,9 @@ def recalibrate_batchnorm(generator: nn.Module, latent_dim: int, seed: int = 0, 
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a plain average over the batches below
-    g.train()
+    g.eval()  # only the norms measure; the rest (noise injection, say) runs as when sampling
+    for m in norms:
+        m.train()
     rng = torch.Generator().manual_seed(seed)
     classes = getattr(generator, "num_classes", 0)
     for _ in range(batches):

@@ -92,7 +92,7 @@ def resolve(cfg: TrainConfig, data: ImageData) -> tuple[TrainConfig, ModelConfig
     if cfg.grow and cfg.grow_stage_steps is None:
         cfg = replace(cfg, grow_stage_steps=max(1, cfg.steps // grow_stages(size)))
     model = ModelConfig(arch=arch, size=size, channels=data.channels, latent_dim=cfg.latent_dim, g_width=cfg.g_width, d_width=cfg.d_width,
-                        upsample=cfg.upsample, g_norm=cfg.g_norm, spectral_norm=cfg.spectral_norm, d_blur=cfg.d_blur,
+                        upsample=cfg.upsample, g_norm=cfg.g_norm, g_noise=cfg.g_noise, spectral_norm=cfg.spectral_norm, d_blur=cfg.d_blur,
                         classes=data.classes if cfg.conditional else ())
     return cfg, model
 

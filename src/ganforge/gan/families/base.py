@@ -27,6 +27,7 @@ class ModelConfig:
     d_width: int = 64
     upsample: str = "transpose"
     g_norm: str = "batch"  # convolutional generators: batch (BatchNorm) or pixel (PixelNorm)
+    g_noise: bool = False  # fastgan: noise injection; files written before it existed had none
     spectral_norm: bool = False  # discriminator only
     d_blur: bool = False  # blur before D's strided convs; files written before it existed had none
     classes: tuple[str, ...] = ()  # class names of a class-conditional pair; () for an unconditional one

@@ -44,13 +44,32 @@ class Excite(nn.Module):
         return high * self.gate(low)
 
 
-def glu_block(c_in: int, c_out: int, cfg: ModelConfig, double: bool) -> nn.Sequential:
-    """A doubling of resolution: upsample + conv to 2 * c_out, norm, GLU; with `double`, a second
-    3x3 conv, norm and GLU at the new resolution (the paper alternates the two kinds)."""
+class Noise(nn.Module):
+    """Noise injection (--g-noise): x + w * n, with n (B, 1, H, W) standard normal and w one learnt
+    weight that starts at 0. In training n is drawn afresh (from the trainer's RNG, which a
+    checkpoint carries); in eval mode it is one draw kept with the weights, so that a latent vector
+    always gives the same picture and a walk does not shimmer."""
+
+    def __init__(self, res: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.register_buffer("fixed", torch.randn(1, 1, res, res, generator=torch.Generator().manual_seed(res)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        noise = torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype) if self.training else self.fixed.to(x.dtype).expand(b, -1, -1, -1)
+        return x + self.weight * noise
+
+
+def glu_block(c_in: int, c_out: int, res: int, cfg: ModelConfig, double: bool) -> nn.Sequential:
+    """A doubling of resolution to `res`: upsample + conv to 2 * c_out, norm, GLU; with `double`, a
+    second 3x3 conv, norm and GLU at the new resolution (the paper alternates the two kinds), and
+    with --g-noise noise after both convolutions of such a block, as the paper has it."""
     k, bias = cfg.num_classes, cfg.g_norm == "pixel"
-    layers = [up(c_in, 2 * c_out, cfg.upsample, bias), norm_layer(cfg.g_norm, 2 * c_out, k), nn.GLU(1)]
+    noise = [Noise(res)] if cfg.g_noise and double else []
+    layers = [up(c_in, 2 * c_out, cfg.upsample, bias), *noise, norm_layer(cfg.g_norm, 2 * c_out, k), nn.GLU(1)]
     if double:
-        layers += [nn.Conv2d(c_out, 2 * c_out, 3, 1, 1, bias=bias), norm_layer(cfg.g_norm, 2 * c_out, k), nn.GLU(1)]
+        layers += [nn.Conv2d(c_out, 2 * c_out, 3, 1, 1, bias=bias), *([Noise(res)] if noise else []), norm_layer(cfg.g_norm, 2 * c_out, k), nn.GLU(1)]
     return nn.Sequential(*layers)
 
 
@@ -63,7 +82,7 @@ class FastGANGenerator(nn.Module):
         w = widths(cfg.g_width, cfg.size)
         self.project = nn.Sequential(nn.Linear(cfg.latent_dim, 2 * w[4] * 16, bias=cfg.g_norm == "pixel"), nn.Unflatten(1, (2 * w[4], 4, 4)),
                                      norm_layer(cfg.g_norm, 2 * w[4], cfg.num_classes), nn.GLU(1))
-        self.blocks = nn.ModuleDict({str(r): glu_block(w[r // 2], w[r], cfg, double=(r.bit_length() % 2 == 0)) for r in list(w)[1:]})
+        self.blocks = nn.ModuleDict({str(r): glu_block(w[r // 2], w[r], r, cfg, double=(r.bit_length() % 2 == 0)) for r in list(w)[1:]})
         self.excite = nn.ModuleDict({str(r): Excite(w[r // EXCITE_RATIO], w[r]) for r in w if r // EXCITE_RATIO in w})
         self.to_rgb = nn.Sequential(nn.Conv2d(w[cfg.size], cfg.channels, 3, 1, 1), nn.Tanh())
 
