@@ -47,7 +47,7 @@ from ganforge.fileio import make_folder, reason, write_error
 from ganforge.images import is_image_file, load_image, luma, save_image_atomic
 from ganforge.options import Opt, check
 from ganforge.style import StyleProgress, fit_long_edge, stylize
-from ganforge.video import FRAME_NAME, check_video_path, ffmpeg_exe, video_kind, write_video
+from ganforge.video import FRAME_NAME, WrittenVideo, check_video_path, ffmpeg_exe, video_kind, write_video
 
 VIDEO_INPUTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")  # besides a folder of frames
 FOLDER_FPS = 24.0  # a folder of frames has no frame rate of its own
@@ -73,15 +73,9 @@ class FrameProgress:
 
 
 @dataclass(frozen=True)
-class StyledVideo:
+class StyledVideo(WrittenVideo):
     """What `stylize_video` wrote."""
 
-    path: Path
-    kind: str  # "mp4", "gif" or "frames"
-    frames: int
-    width: int
-    height: int
-    fps: float
     resumed_from: int  # frames that an earlier run had written
     audio: bool  # the input's sound was copied in
 

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,22 @@ VIDEO_SUFFIXES = (".mp4", ".gif")
 GIF_MAX_FPS = 50  # GIF delays are whole hundredths of a second, and browsers play any delay under 2 as 10
 FRAME_NAME = "frame-{:05d}.png"
 _FRAME_FILE = re.compile(r"^frame-(\d{5,})\.png$")
+
+
+@dataclass(frozen=True)
+class WrittenVideo:
+    """A video that was written: what `interpolate` and `stylize_video` return (with fields of their own)."""
+
+    path: Path
+    kind: str  # "mp4", "gif" or "frames"
+    frames: int
+    width: int
+    height: int
+    fps: float
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
 
 
 def video_kind(path: str | os.PathLike) -> str:

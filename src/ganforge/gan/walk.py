@@ -43,6 +43,7 @@ from ganforge.errors import GanforgeError
 from ganforge.gan.config import SEED_RANGE
 from ganforge.gan.sampling import CLASS, TRUNCATION, generate, labels_for, latents, truncate
 from ganforge.options import Opt, check
+from ganforge.video import WrittenVideo
 
 DEFAULT_POINTS = 4  # when neither --seeds, -n nor --from-latents says
 MAX_CELLS = 64  # per side of --grid
@@ -290,20 +291,10 @@ def walk_frames(source: str | os.PathLike, **settings) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class WalkVideo:
+class WalkVideo(WrittenVideo):
     """What `interpolate` wrote."""
 
-    path: Path
-    kind: str  # "mp4", "gif" or "frames"
-    frames: int
-    width: int
-    height: int
-    fps: float
     points: int
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.fps
 
 
 def interpolate(source: str | os.PathLike, output: str | os.PathLike,
