@@ -126,15 +126,15 @@ def test_killed_at_any_moment_the_run_resumes_to_the_uninterrupted_weights(tmp_p
         if code == 0:
             break
         pytest.fail(err)
-    cut = final_weights(run)
-    if not same_weights(final_weights(tmp_path / "whole"), cut):
+    whole, cut = final_weights(tmp_path / "whole"), final_weights(run)
+    if not same_weights(whole, cut):
         # PyTorch's CPU kernels are, rarely, not bit-reproducible from one process to the next: one
         # uninterrupted run among some eighty differed from the rest in the 7th digit of its very
         # first loss. A second uninterrupted run tells a reference that went astray from a resume that did.
         code, _, err = finish(ganforge("train", *TINY, *steps, "--run-dir", tmp_path / "again"))
         assert code == 0, err
         again = final_weights(tmp_path / "again")
-        agreeing = same_weights(final_weights(tmp_path / "whole"), again)
+        agreeing = same_weights(whole, again)
         assert same_weights(again, cut), (f"the resumed run differs from {'two agreeing' if agreeing else 'two disagreeing'} "
                                           f"uninterrupted runs; kills at {kills}")
     assert not list(run.rglob("*.tmp")) and not (run / ".starting").exists()  # what the kills left was cleared up
