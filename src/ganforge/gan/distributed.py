@@ -193,7 +193,9 @@ def join(timeout: float = DEFAULT_TIMEOUT) -> Processes:
 
 def leave(processes: Processes) -> None:
     """Leave the job together (a process that tears its connections down while another still uses
-    them aborts)."""
+    them aborts). Drop what holds the job's connections first (a GANTrainer, whose networks are
+    wrapped in DistributedDataParallel): freed only as the interpreter exits, gloo's teardown
+    aborts the process now and then."""
     if processes.many and dist.is_initialized():
         try:
             dist.barrier()
