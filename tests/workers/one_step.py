@@ -32,7 +32,7 @@ if processes.is_main:
                 "d_grad": {k: p.grad.clone() for k, p in trainer.D.named_parameters() if p.grad is not None},
                 "stats": [stats.loss_d, stats.loss_g, stats.d_real, stats.d_fake],
                 "state": trainer.state_dict(), "augment_p": trainer.augment_p}, out)
-# The trainer's DistributedDataParallel wrappers hold the process group: left to the interpreter's
-# own teardown, gloo's destructor runs without it and aborts the process now and then (about 1 run in 50).
+# The trainer's DistributedDataParallel wrappers hold the process group: kept until the interpreter
+# shuts down, gloo's destructor runs then and now and then aborts the process (2 runs in about 140 here).
 del trainer
 leave(processes)
